@@ -1,0 +1,175 @@
+"""The one thin wrapper over aiodocker: every Docker Engine API call the executor makes.
+
+Two clients share the engine: `_api` for short requests, and `_streams`, with a connector
+of its own and no connection limit, for attach and events streams that last as long as a
+container. Without that split, 100 concurrent cold calls would hold aiodocker's whole
+default pool (100 connections) and the next `create` would wait forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiodocker
+import aiohttp
+import orjson
+from aiodocker.stream import Stream
+from yarl import URL
+
+T = TypeVar("T")
+
+STDOUT = 1
+STDERR = 2
+
+
+class EngineError(Exception):
+    """The engine answered with an error (status is the engine's HTTP status)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class EngineUnreachable(EngineError):
+    def __init__(self, message: str) -> None:
+        super().__init__(503, f"Docker engine unreachable: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    id: str
+    user: str
+
+
+class Stdio:
+    """A container's attached stdin/stdout/stderr, opened before the container starts."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write_in(data)
+
+    def end_input(self) -> None:
+        # Stream.close() would close both directions and lose the output. Half-closing
+        # the hijacked connection is how `docker run -i` ends stdin; aiodocker has no
+        # public call for it (pinned in pyproject.toml for this private access).
+        resp = self._stream._resp
+        transport = resp.connection.transport if resp and resp.connection else None
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next chunk of output as (STDOUT|STDERR, data), or None at EOF."""
+        message = await self._stream.read_out()
+        return None if message is None else (message.stream, message.data)
+
+    async def close(self) -> None:
+        await self._stream.close()
+
+
+class DockerEngine:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._api = aiodocker.Docker(url=url)
+        self._streams = _unlimited_client(url)
+
+    async def close(self) -> None:
+        await asyncio.gather(self._api.close(), self._streams.close(), return_exceptions=True)
+
+    async def version(self) -> dict[str, Any]:
+        return await _call(self._api.version)
+
+    async def image(self, ref: str) -> ImageInfo | None:
+        """The image's ID and USER, or None when the engine does not have it."""
+        try:
+            data = await _call(self._api.images.inspect, ref)
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return ImageInfo(id=data["Id"], user=(data.get("Config") or {}).get("User") or "")
+
+    async def create(self, config: dict[str, Any], name: str | None = None) -> str:
+        container = await _call(self._api.containers.create, config, name=name)
+        return container.id
+
+    async def attach(self, container_id: str) -> Stdio:
+        # aiodocker's DockerContainer.attach() inspects the container first to learn
+        # whether it has a TTY; ours never do, so skip that round trip.
+        async def setup() -> tuple[URL, bytes | None, bool]:
+            query = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "detachKeys": ""}
+            return URL(f"containers/{container_id}/attach").with_query(query), None, False
+
+        stream = Stream(self._streams, setup, aiohttp.ClientTimeout())
+        await _call(stream._init)
+        return Stdio(stream)
+
+    async def start(self, container_id: str) -> None:
+        await _call(self._api.containers.container(container_id).start)
+
+    async def kill(self, container_id: str) -> None:
+        try:
+            await _call(self._api.containers.container(container_id).kill)
+        except EngineError as exc:
+            if exc.status not in (404, 409):  # gone already, or not running
+                raise
+
+    async def remove(self, container_id: str) -> None:
+        """Kill (if running) and remove; a container already gone is not an error."""
+        try:
+            await _call(self._api.containers.container(container_id).delete, force=True)
+        except EngineError as exc:
+            if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
+                return
+            raise
+
+    async def containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """All containers (running or not) carrying every one of these labels."""
+        filters = orjson.dumps({"label": [f"{k}={v}" for k, v in labels.items()]}).decode()
+        containers = await _call(self._api.containers.list, all=True, filters=filters)
+        return [c._container for c in containers]
+
+    async def events(
+        self, filters: dict[str, list[str]], since: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The engine's event stream, one dict per event, until the stream breaks."""
+        params = {"filters": orjson.dumps(filters).decode()}
+        if since is not None:
+            params["since"] = since
+        try:
+            async with self._streams._query(
+                "events", params=params, timeout=aiohttp.ClientTimeout()
+            ) as response:
+                async for line in response.content:
+                    if line.strip():
+                        yield orjson.loads(line)
+        except aiodocker.DockerError as exc:
+            raise EngineError(exc.status, exc.message) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise EngineUnreachable(str(exc) or type(exc).__name__) from None
+
+
+def _unlimited_client(url: str) -> aiodocker.Docker:
+    if url.startswith("unix://"):
+        connector = aiohttp.UnixConnector(path=url.removeprefix("unix://"), limit=0)
+        # aiodocker composes request URLs from a dummy host when it owns a unix connector.
+        return aiodocker.Docker(url="unix://localhost", connector=connector)
+    return aiodocker.Docker(url=url, connector=aiohttp.TCPConnector(limit=0))
+
+
+async def _call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Runs one aiodocker call, turning its failures into EngineError/EngineUnreachable."""
+    try:
+        return await fn(*args, **kwargs)
+    except aiodocker.DockerError as exc:
+        message = exc.message
+        if isinstance(message, dict):
+            message = message.get("message", str(message))
+        raise EngineError(exc.status, str(message)) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise EngineUnreachable(str(exc) or type(exc).__name__) from None

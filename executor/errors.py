@@ -1,0 +1,47 @@
+"""Errors that reach a caller: each carries its HTTP status and a message that says why."""
+
+from __future__ import annotations
+
+
+class ExecutorError(Exception):
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ExecutorError):
+    status = 400
+
+
+class NotFound(ExecutorError):
+    status = 404
+
+
+class Conflict(ExecutorError):
+    status = 409
+
+
+class PayloadTooLarge(ExecutorError):
+    status = 413
+
+
+class FunctionFailed(ExecutorError):
+    """The function ran and failed: non-zero exit, crash, oversize output, out of memory."""
+
+    status = 502
+
+
+class ServiceUnavailable(ExecutorError):
+    """No container could be assigned in time, or the Docker engine does not answer."""
+
+    status = 503
+
+
+class CallTimeout(ExecutorError):
+    status = 504
+
+
+class StoreLocked(Exception):
+    """Another executor process holds this database."""

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds every image the project, its tests and its benchmarks use, from Debian packages
+# only: no registry is needed. An image already on the engine is skipped (FORCE=1 rebuilds).
+#   images/build.sh            everything
+#   images/build.sh NAME...    only those (e.g. executor/hello)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FORCE=${FORCE:-0}
+SUITE=${DEBIAN_SUITE:-bookworm}
+BUSYBOX=executor/busybox:latest
+PYTHON=executor/python3:latest
+
+now_ms() { date +%s%3N; }
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+wanted() { [ ${#ONLY[@]} -eq 0 ] && return 0; local n; for n in "${ONLY[@]}"; do [ "$n" = "$1" ] || [ "$n:latest" = "$1" ] && return 0; done; return 1; }
+
+# image NAME FUNCTION...: run FUNCTION to build NAME unless it is present, timing it.
+image() {
+  local name=$1; shift
+  wanted "$name" || return 0
+  if [ "$FORCE" != 1 ] && have "$name"; then
+    printf '  %-34s present\n' "$name"; return 0
+  fi
+  printf '  %-34s building...\n' "$name"
+  local t0; t0=$(now_ms)
+  local log; log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "images/build.sh: $name failed" >&2; exit 1
+  fi
+  rm -f "$log"
+  local t1; t1=$(now_ms)
+  printf '  %-34s built in %d.%01ds\n' "$name" $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100))
+}
+
+apt_install() {  # installs Debian packages the builds need, only when missing
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "  installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_busybox() {
+  apt_install busybox-static
+  local ctx; ctx=$(mktemp -d)
+  # busybox-static ships the static binary as /bin/busybox (the dynamic busybox package
+  # conflicts with it, so whichever is there is the static one once it is installed).
+  cp /bin/busybox "$ctx/busybox"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ctx/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$ctx/group"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY passwd group /etc/
+RUN mkdir -p /tmp /root && chmod 1777 /tmp
+ENV PATH=/bin
+CMD ["/bin/sh"]
+DOCKERFILE
+  docker build -q -t "$BUSYBOX" "$ctx"
+  rm -rf "$ctx"
+}
+
+build_python() {
+  apt_install debootstrap
+  local root; root=$(mktemp -d /var/tmp/executor-python3.XXXXXX)
+  # shellcheck disable=SC2086  # DEBIAN_MIRROR is optional: debootstrap has its default
+  debootstrap --variant=minbase --include=python3 "$SUITE" "$root" ${DEBIAN_MIRROR:-}
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc \
+    "$root"/usr/share/man "$root"/usr/share/locale
+  tar -C "$root" -c . | docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' - "$PYTHON"
+  rm -rf "$root"
+}
+
+# function_image NAME DIR [BASE]: a function whose Dockerfile takes its base as ARG BASE.
+function_image() {
+  local name=$1 dir=$2 base=${3:-$BUSYBOX}
+  docker build -q --build-arg "BASE=$base" -t "$name" "$dir"
+}
+
+ONLY=("$@")
+echo "images:"
+image "$BUSYBOX" build_busybox
+image "$PYTHON" build_python
+image executor/hello:latest function_image executor/hello:latest examples/hello
+for dir in tests/functions/*/; do
+  fn=$(basename "$dir")
+  base=$BUSYBOX
+  grep -q '^# base: python3' "$dir/Dockerfile" && base=$PYTHON
+  image "executor-test/$fn:latest" function_image "executor-test/$fn:latest" "$dir" "$base"
+done

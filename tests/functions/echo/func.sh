@@ -1,0 +1,3 @@
+#!/bin/sh
+# Echoes the request body back.
+exec cat
