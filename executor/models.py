@@ -189,4 +189,4 @@ def _check_config(config: dict[str, str], field: str) -> None:
 
 
 def _has_control(value: str) -> bool:
-    return any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value)
+    return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value)

@@ -112,13 +112,6 @@ class DockerEngine:
     async def start(self, container_id: str) -> None:
         await _call(self._api.containers.container(container_id).start)
 
-    async def kill(self, container_id: str) -> None:
-        try:
-            await _call(self._api.containers.container(container_id).kill)
-        except EngineError as exc:
-            if exc.status not in (404, 409):  # gone already, or not running
-                raise
-
     async def remove(self, container_id: str) -> None:
         """Kill (if running) and remove; a container already gone is not an error."""
         try:
@@ -135,9 +128,16 @@ class DockerEngine:
         return [c._container for c in containers]
 
     async def events(
-        self, filters: dict[str, list[str]], since: str | None = None
+        self,
+        filters: dict[str, list[str]],
+        since: str | None = None,
+        on_subscribed: Callable[[], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The engine's event stream, one dict per event, until the stream breaks."""
+        """The engine's event stream, one dict per event, until the stream breaks.
+
+        The engine answers with headers as soon as the subscription is in place, so
+        `on_subscribed` runs when no later event can be missed.
+        """
         params = {"filters": orjson.dumps(filters).decode()}
         if since is not None:
             params["since"] = since
@@ -145,6 +145,8 @@ class DockerEngine:
             async with self._streams._query(
                 "events", params=params, timeout=aiohttp.ClientTimeout()
             ) as response:
+                if on_subscribed is not None:
+                    on_subscribed()
                 async for line in response.content:
                     if line.strip():
                         yield orjson.loads(line)

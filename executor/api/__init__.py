@@ -1,0 +1,15 @@
+"""HTTP handlers only: parse the request, call the core, render the answer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from executor.api import admin, errors, health, invoke
+
+__all__ = ["errors", "setup_routes"]
+
+
+def setup_routes(app: web.Application) -> None:
+    health.setup(app)
+    admin.setup(app)
+    invoke.setup(app)

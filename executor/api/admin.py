@@ -1,0 +1,144 @@
+"""`/v1/apps` and `/v1/apps/{app}/routes`: the IronFunctions-style admin API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from executor.api.errors import json_response
+from executor.errors import InvalidInput
+from executor.models import App, Route
+from executor.state import REGISTRY
+
+ROUTE_URL = "/v1/apps/{app}/routes/{path:.+}"
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/apps", list_apps)
+    r.add_post("/v1/apps", create_app)
+    r.add_get("/v1/apps/{app}", get_app)
+    r.add_patch("/v1/apps/{app}", update_app)
+    r.add_delete("/v1/apps/{app}", delete_app)
+    r.add_get("/v1/apps/{app}/routes", list_routes)
+    r.add_post("/v1/apps/{app}/routes", create_route)
+    r.add_get(ROUTE_URL, get_route)
+    r.add_patch(ROUTE_URL, update_route)
+    r.add_put(ROUTE_URL, put_route)
+    r.add_delete(ROUTE_URL, delete_route)
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    apps = request.app[REGISTRY].apps()
+    return json_response({"message": "Successfully listed applications", "apps": _apps(apps)})
+
+
+async def create_app(request: web.Request) -> web.Response:
+    app = await request.app[REGISTRY].create_app(await _envelope(request, "app"))
+    return json_response({"message": "App successfully created", "app": _app(app)}, 201)
+
+
+async def get_app(request: web.Request) -> web.Response:
+    app = request.app[REGISTRY].app(request.match_info["app"])
+    return json_response({"message": "App successfully loaded", "app": _app(app)})
+
+
+async def update_app(request: web.Request) -> web.Response:
+    payload = await _envelope(request, "app")
+    app = await request.app[REGISTRY].update_app(request.match_info["app"], payload)
+    return json_response({"message": "App successfully updated", "app": _app(app)})
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    force = _flag(request, "force")
+    await request.app[REGISTRY].delete_app(request.match_info["app"], force=force)
+    return json_response({"message": "App deleted"})
+
+
+async def list_routes(request: web.Request) -> web.Response:
+    routes = request.app[REGISTRY].routes(request.match_info["app"])
+    return json_response({"message": "Successfully listed routes", "routes": _routes(routes)})
+
+
+async def create_route(request: web.Request) -> web.Response:
+    payload = await _envelope(request, "route")
+    route = await request.app[REGISTRY].create_route(request.match_info["app"], payload)
+    return json_response({"message": "Route successfully created", "route": _route(route)}, 201)
+
+
+async def get_route(request: web.Request) -> web.Response:
+    route = request.app[REGISTRY].route(request.match_info["app"], _path(request))
+    return json_response({"message": "Route successfully loaded", "route": _route(route)})
+
+
+async def update_route(request: web.Request) -> web.Response:
+    payload = await _envelope(request, "route")
+    route = await request.app[REGISTRY].update_route(
+        request.match_info["app"], _path(request), payload
+    )
+    return json_response({"message": "Route successfully updated", "route": _route(route)})
+
+
+async def put_route(request: web.Request) -> web.Response:
+    payload = await _envelope(request, "route")
+    route, created = await request.app[REGISTRY].put_route(
+        request.match_info["app"], _path(request), payload
+    )
+    verb = "created" if created else "replaced"
+    return json_response(
+        {"message": f"Route successfully {verb}", "route": _route(route)}, 201 if created else 200
+    )
+
+
+async def delete_route(request: web.Request) -> web.Response:
+    await request.app[REGISTRY].delete_route(request.match_info["app"], _path(request))
+    return json_response({"message": "Route deleted"})
+
+
+# -- parsing and rendering ------------------------------------------------------------
+
+
+async def _envelope(request: web.Request, key: str) -> Any:
+    """The object under `key` in a `{"<key>": {...}}` body."""
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidInput(f"request body: expected {{{key!r}: {{...}}}}, got nothing")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body: invalid JSON: {exc}") from None
+    if not isinstance(body, dict) or key not in body:
+        raise InvalidInput(f'request body: expected an object with a "{key}" field')
+    unknown = sorted(set(body) - {key})
+    if unknown:
+        raise InvalidInput(f"request body: unknown field(s): {', '.join(unknown)}")
+    return body[key]
+
+
+def _path(request: web.Request) -> str:
+    return "/" + request.match_info["path"]
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", ""):
+        raise InvalidInput(f"{name}: expected true or false")
+    return value in ("true", "1", "")
+
+
+def _app(app: App) -> dict[str, Any]:
+    return app.model_dump()
+
+
+def _apps(apps: list[App]) -> list[dict[str, Any]]:
+    return [_app(a) for a in apps]
+
+
+def _route(route: Route) -> dict[str, Any]:
+    return route.model_dump()
+
+
+def _routes(routes: list[Route]) -> list[dict[str, Any]]:
+    return [_route(r) for r in routes]

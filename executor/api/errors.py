@@ -1,0 +1,51 @@
+"""Every error leaves as `{"error": {"message": ...}}` with its status, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+import orjson
+from aiohttp import web
+
+from executor.errors import ExecutorError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(
+    status: int, message: str, headers: Iterable[tuple[str, str]] = ()
+) -> web.Response:
+    response = json_response({"error": {"message": message}}, status)
+    for name, value in headers:
+        response.headers.add(name, value)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ExecutorError as exc:
+        return error_response(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {
+            404: "not found",
+            405: f"method {request.method} not allowed on {request.path}",
+            413: "request body too large",
+        }.get(exc.status, exc.reason)
+        response = error_response(exc.status, message)
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal error")

@@ -1,0 +1,46 @@
+"""`/`, `/health/live`, `/health/ready`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from executor import __version__
+from executor.api.errors import error_response, json_response
+from executor.docker.engine import EngineError
+from executor.state import ENGINE, EVENTS, STORE
+
+READY_CHECK_TIMEOUT = 2.0
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", root)
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+
+
+async def root(request: web.Request) -> web.Response:
+    return json_response({"name": "executor", "version": __version__})
+
+
+async def live(request: web.Request) -> web.Response:
+    return json_response({"status": "live"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT):
+            await request.app[STORE].ping()
+    except (TimeoutError, Exception) as exc:
+        return error_response(503, f"store not ready: {exc or 'timed out'}")
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT):
+            await request.app[ENGINE].version()
+    except TimeoutError:
+        return error_response(503, "Docker engine did not answer in time")
+    except EngineError as exc:
+        return error_response(503, exc.message)
+    if not request.app[EVENTS].connected.is_set():
+        return error_response(503, "Docker event stream not connected")
+    return json_response({"status": "ready"})

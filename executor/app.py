@@ -1,0 +1,83 @@
+"""The aiohttp application: its parts are built, started and stopped by one cleanup_ctx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from ulid import ULID
+
+from executor import api
+from executor.cold import ColdRunner
+from executor.config import Settings
+from executor.docker.engine import DockerEngine, EngineError
+from executor.docker.spec import Identity
+from executor.invoker import Invoker
+from executor.pool.events import ContainerEvents
+from executor.pool.reaper import remove_orphans
+from executor.registry import Registry
+from executor.state import ENGINE, EVENTS, IDENTITY, INVOKER, REGISTRY, SETTINGS, STORE
+from executor.store.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+# How long start-up waits for the engine's event stream before serving without it.
+EVENTS_CONNECT_TIMEOUT = 5.0
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[api.errors.error_middleware], client_max_size=settings.max_request_bytes
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_executor)
+    api.setup_routes(app)
+    return app
+
+
+async def _executor(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with contextlib.AsyncExitStack() as stack:
+        store = await Store.open(settings.db)
+        stack.push_async_callback(store.close)
+        engine = DockerEngine(settings.docker_url)
+        stack.push_async_callback(engine.close)
+        identity = Identity(group=store.group_id, instance=str(ULID()).lower())
+
+        events = ContainerEvents(engine, identity.group)
+        stack.push_async_callback(_cancel, asyncio.create_task(events.run()))
+        registry = Registry(store, engine, settings)
+        await registry.load()
+        cold = ColdRunner(engine, events, identity, settings)
+        stack.push_async_callback(cold.close)
+
+        # Exits are learnt from the event stream: it must be up before a container runs.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(events.connected.wait(), EVENTS_CONNECT_TIMEOUT)
+        try:
+            await remove_orphans(engine, identity)
+        except EngineError as exc:
+            log.warning("start-up cleanup skipped: %s", exc.message)
+
+        app[STORE] = store
+        app[ENGINE] = engine
+        app[EVENTS] = events
+        app[IDENTITY] = identity
+        app[REGISTRY] = registry
+        app[INVOKER] = Invoker(registry, cold)
+        log.info(
+            "executor ready: group %s, instance %s, %d app(s)",
+            identity.group,
+            identity.instance,
+            len(registry.apps()),
+        )
+        yield
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,62 @@
+"""A call: one invocation of a route, filled in as it goes through the executor."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from ulid import ULID
+
+from executor.models import App, Route
+
+StartKind = Literal["cold", "warm", "fresh"]
+
+
+def new_id() -> str:
+    return str(ULID())
+
+
+@dataclass(slots=True)
+class Call:
+    app: App
+    route: Route
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    id: str = field(default_factory=new_id)
+    # Loop-clock times (seconds): arrival, and arrival + the route's timeout.
+    arrived: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    deadline: float = 0.0
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Filled in by the runner that serves the call.
+    start: StartKind | None = None
+    assigned: float | None = None
+    container_id: str | None = None
+    log: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.deadline:
+            self.deadline = self.arrived + self.route.timeout
+
+    @property
+    def deadline_utc(self) -> datetime:
+        return self.created_at + timedelta(seconds=self.deadline - self.arrived)
+
+    @property
+    def wait_ms(self) -> float:
+        """From arrival to the assignment of a container (not counting its start)."""
+        if self.assigned is None:
+            return (asyncio.get_running_loop().time() - self.arrived) * 1000
+        return (self.assigned - self.arrived) * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A function's answer, ready to send to the caller."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)

@@ -1,0 +1,191 @@
+"""`executor`: serve, and a thin client of the HTTP API for apps, routes and calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from executor.config import Settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+apps_cli = typer.Typer(no_args_is_help=True, help="Manage apps.")
+routes_cli = typer.Typer(no_args_is_help=True, help="Manage routes.")
+cli.add_typer(apps_cli, name="apps")
+cli.add_typer(routes_cli, name="routes")
+
+UrlOption = Annotated[
+    str,
+    typer.Option("--url", envvar="EXECUTOR_URL", help="The executor's address.", show_default=True),
+]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [8080].")] = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite database [./data/executor.db].")] = None,
+    docker_url: Annotated[str | None, typer.Option(help="Docker engine address.")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run the executor's HTTP server."""
+    import uvloop
+    from aiohttp import web
+
+    from executor.app import create_app
+    from executor.errors import StoreLocked
+
+    overrides = {"host": host, "port": port, "db": db, "docker_url": docker_url}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            loop=uvloop.new_event_loop(),
+            access_log=None,
+            shutdown_timeout=settings.shutdown_grace,
+            print=lambda msg: logging.getLogger("executor").info(msg.strip()),
+        )
+    except StoreLocked as exc:
+        typer.echo(f"executor: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@apps_cli.command("create")
+def apps_create(
+    name: str,
+    config: Annotated[list[str] | None, typer.Option("--config", help="KEY=VALUE")] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Create an app."""
+    _show(_request(url, "POST", "/v1/apps", {"app": {"name": name, "config": _pairs(config)}}))
+
+
+@apps_cli.command("list")
+def apps_list(url: UrlOption = DEFAULT_URL) -> None:
+    """List apps."""
+    for app in _request(url, "GET", "/v1/apps")["apps"]:
+        typer.echo(app["name"])
+
+
+@apps_cli.command("delete")
+def apps_delete(
+    name: str,
+    force: Annotated[bool, typer.Option(help="Delete its routes too.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Delete an app."""
+    suffix = "?force=true" if force else ""
+    _show(_request(url, "DELETE", f"/v1/apps/{name}{suffix}"))
+
+
+@routes_cli.command("create")
+def routes_create(
+    app: str,
+    path: str,
+    image: str,
+    format: Annotated[str | None, typer.Option(help="default or http-stream")] = None,
+    type: Annotated[str | None, typer.Option(help="sync or async")] = None,
+    memory: Annotated[int | None, typer.Option(help="MiB")] = None,
+    timeout: Annotated[int | None, typer.Option(help="seconds")] = None,
+    config: Annotated[list[str] | None, typer.Option("--config", help="KEY=VALUE")] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Create a route (PUT: created, or replaced if it exists)."""
+    fields = {"image": image, "format": format, "type": type, "memory": memory}
+    fields |= {"timeout": timeout, "config": _pairs(config) if config else None}
+    route = {k: v for k, v in fields.items() if v is not None}
+    _show(_request(url, "PUT", f"/v1/apps/{app}/routes/{path.lstrip('/')}", {"route": route}))
+
+
+@routes_cli.command("list")
+def routes_list(app: str, url: UrlOption = DEFAULT_URL) -> None:
+    """List an app's routes."""
+    for route in _request(url, "GET", f"/v1/apps/{app}/routes")["routes"]:
+        typer.echo(f"{route['path']}\t{route['image']}\t{route['format']}")
+
+
+@routes_cli.command("delete")
+def routes_delete(app: str, path: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Delete a route."""
+    _show(_request(url, "DELETE", f"/v1/apps/{app}/routes/{path.lstrip('/')}"))
+
+
+@cli.command()
+def call(
+    app: str,
+    path: str,
+    method: Annotated[str, typer.Option(help="HTTP method.")] = "POST",
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Call a route: standard input is the body, the response goes to standard output."""
+    body = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+    status, data = _send(url, method, f"/r/{app}/{path.lstrip('/')}", body)
+    if status >= 400:
+        typer.echo(f"executor: HTTP {status}: {_error_message(data)}", err=True)
+        raise typer.Exit(1)
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+# -- the HTTP client ------------------------------------------------------------------
+
+
+def _send(url: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url.rstrip("/") + path, data=body, method=method)
+    if os.environ.get("EXECUTOR_API_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['EXECUTOR_API_TOKEN']}")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        typer.echo(f"executor: cannot reach {url}: {exc.reason}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _request(url: str, method: str, path: str, payload: Any = None) -> Any:
+    body = orjson.dumps(payload) if payload is not None else None
+    status, data = _send(url, method, path, body)
+    if status >= 400:
+        typer.echo(f"executor: HTTP {status}: {_error_message(data)}", err=True)
+        raise typer.Exit(1)
+    return orjson.loads(data)
+
+
+def _error_message(data: bytes) -> str:
+    try:
+        return orjson.loads(data)["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return data.decode(errors="replace")
+
+
+def _pairs(items: list[str] | None) -> dict[str, str]:
+    result = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def _show(data: Any) -> None:
+    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def main() -> None:
+    cli()

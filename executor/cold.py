@@ -1,0 +1,158 @@
+"""The cold runner: one new container per call (format `default`).
+
+create -> attach -> start -> stdin in, stdout/stderr out -> exit status from the event
+stream. The container is removed in the background after the answer, and at the
+deadline the caller is answered 504 at once while the container is killed behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from executor.calls import Call, Response
+from executor.config import Settings
+from executor.docker import spec
+from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, ImageInfo, Stdio
+from executor.errors import CallTimeout, FunctionFailed, ServiceUnavailable
+from executor.formats import default
+from executor.pool.events import ContainerEvents
+
+log = logging.getLogger(__name__)
+
+
+class ColdRunner:
+    def __init__(
+        self,
+        engine: DockerEngine,
+        events: ContainerEvents,
+        identity: spec.Identity,
+        settings: Settings,
+    ) -> None:
+        self._engine = engine
+        self._events = events
+        self._identity = identity
+        self._settings = settings
+        self._running: set[asyncio.Task] = set()
+        self._cleanups: set[asyncio.Task] = set()
+
+    async def run(self, call: Call, image: ImageInfo) -> Response:
+        call.start = "cold"
+        call.assigned = asyncio.get_running_loop().time()
+        # The container's whole life is one task, shielded from the caller: when the
+        # deadline cancels the wait, the task still removes what it created.
+        task = asyncio.create_task(self._run_container(call, image))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            async with asyncio.timeout_at(call.deadline):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
+        except asyncio.CancelledError:
+            task.cancel()  # the caller went away: stop the function too
+            raise
+
+    async def _run_container(self, call: Call, image: ImageInfo) -> Response:
+        env = default.environment(
+            app=call.app,
+            route=call.route,
+            call_id=call.id,
+            deadline=call.deadline_utc,
+            method=call.method,
+            url=call.url,
+            headers=call.headers,
+        )
+        config = spec.cold_container(
+            identity=self._identity,
+            app=call.app,
+            route=call.route,
+            image=image,
+            call_id=call.id,
+            env=env,
+            pids_limit=self._settings.pids_limit,
+        )
+        creating = asyncio.ensure_future(self._engine.create(config))
+        try:
+            container_id = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The engine may still create it after we stop waiting: remove it then.
+            self._in_background(self._remove_once_created(creating))
+            raise
+        except EngineError as exc:
+            raise _engine_failure(exc, call) from None
+        call.container_id = container_id
+        try:
+            return await self._exchange(call, container_id)
+        finally:
+            self._events.forget(container_id)
+            self._in_background(self._remove(container_id))
+
+    async def _exchange(self, call: Call, container_id: str) -> Response:
+        exited = self._events.expect_exit(container_id)
+        try:
+            stdio = await self._engine.attach(container_id)
+            await self._engine.start(container_id)
+        except EngineError as exc:
+            raise _engine_failure(exc, call) from None
+        feeding = asyncio.create_task(_feed(stdio, call.body))
+        output = default.Output(self._settings.max_response_bytes, self._settings.max_log_bytes)
+        try:
+            while (chunk := await stdio.read()) is not None:
+                if not output.add(*chunk):
+                    # Killed by the removal that follows, once the attach stream is
+                    # closed: while its output is unread the engine cannot reap it.
+                    raise FunctionFailed(
+                        f"response too large (limit {self._settings.max_response_bytes} bytes)"
+                    )
+            status = await exited
+        finally:
+            call.log = output.log
+            feeding.cancel()
+            await stdio.close()
+        if status == 0:
+            return Response(200, output.body)
+        if self._events.was_oom_killed(container_id):
+            raise FunctionFailed(f"out of memory (limit {call.route.memory} MiB)")
+        raise FunctionFailed(f"function failed: exit status {status}")
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _remove(self, container_id: str) -> None:
+        try:
+            await self._engine.remove(container_id)
+        except EngineError as exc:
+            log.warning("could not remove container %s: %s", container_id[:12], exc.message)
+
+    async def _remove_once_created(self, creating: asyncio.Future[str]) -> None:
+        with contextlib.suppress(EngineError):
+            await self._remove(await creating)
+
+    async def close(self) -> None:
+        """Stops every call still running and waits (bounded) for its container to go."""
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        if self._cleanups:
+            await asyncio.wait(list(self._cleanups), timeout=self._settings.shutdown_grace)
+
+
+async def _feed(stdio: Stdio, body: bytes) -> None:
+    # A function may exit without reading its input; a broken pipe is not an error here.
+    with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+        if body:
+            await stdio.write(body)
+        stdio.end_input()
+
+
+def _engine_failure(exc: EngineError, call: Call) -> Exception:
+    if isinstance(exc, EngineUnreachable):
+        return ServiceUnavailable(exc.message)
+    if exc.status == 404 and "image" in exc.message.lower():
+        return FunctionFailed(f"image {call.route.image!r} is not on the Docker engine")
+    return FunctionFailed(f"container could not be run: {exc.message}")

@@ -1,0 +1,94 @@
+"""Pure builders: from an app, a route and a call to the container-create body.
+
+Nothing here talks to Docker; everything here is unit tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from executor.docker.engine import ImageInfo
+from executor.models import App, Route
+
+MiB = 1024 * 1024
+NOBODY = "65534:65534"
+ROOT_USERS = {"", "root", "0", "0:0", "root:root", "root:0", "0:root"}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who owns a container: this executor's group (its database) and process."""
+
+    group: str
+    instance: str
+
+
+def labels(
+    identity: Identity, app: str, route: str, kind: str, call_id: str | None = None
+) -> dict[str, str]:
+    result = {
+        "executor.managed": "true",
+        "executor.group": identity.group,
+        "executor.instance": identity.instance,
+        "executor.app": app,
+        "executor.route": route,
+        "executor.kind": kind,
+    }
+    if call_id is not None:
+        result["executor.call"] = call_id
+    return result
+
+
+def container_user(route: Route, image: ImageInfo) -> str:
+    """The route's user, else the image's USER unless it is root, else nobody."""
+    if route.user:
+        return route.user
+    if image.user.strip() in ROOT_USERS:
+        return NOBODY
+    return image.user
+
+
+def host_config(route: Route, pids_limit: int, *, log_driver: str) -> dict[str, Any]:
+    memory = route.memory * MiB
+    config: dict[str, Any] = {
+        "NetworkMode": route.network,
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges"],
+        "ReadonlyRootfs": True,
+        "Tmpfs": {"/tmp": f"rw,nosuid,nodev,size={route.tmpfs_size}m,mode=1777"},
+        "PidsLimit": pids_limit,
+        "Memory": memory,
+        "MemorySwap": memory,
+        "LogConfig": {"Type": log_driver, "Config": {}},
+    }
+    if route.cpus is not None:
+        config["NanoCpus"] = round(route.cpus * 1e9)
+    return config
+
+
+def cold_container(
+    *,
+    identity: Identity,
+    app: App,
+    route: Route,
+    image: ImageInfo,
+    call_id: str,
+    env: dict[str, str],
+    pids_limit: int,
+) -> dict[str, Any]:
+    """A `default`-format container: stdin attached once, output captured by attach."""
+    return {
+        "Image": route.image,
+        "Env": [f"{k}={v}" for k, v in env.items()],
+        "Labels": labels(identity, app.name, route.path, "cold", call_id),
+        "User": container_user(route, image),
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "Tty": False,
+        # Output is read through attach, so the engine need not store any of it.
+        "HostConfig": host_config(route, pids_limit, log_driver="none"),
+    }

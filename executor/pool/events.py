@@ -1,0 +1,89 @@
+"""One subscription to the engine's container events for this executor's group.
+
+Exits and OOM kills are learnt here rather than from a `wait` request per container: one
+stream costs one connection however many containers run. When the stream breaks it is
+opened again with `since` set to the last event seen, so no exit is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from executor.docker.engine import DockerEngine, EngineError
+
+log = logging.getLogger(__name__)
+
+WATCHED = ["die", "oom"]
+# How many container ids to remember as OOM-killed until their exit is collected.
+OOM_MEMORY = 4096
+
+
+class ContainerEvents:
+    def __init__(self, engine: DockerEngine, group_id: str) -> None:
+        self._engine = engine
+        self._filters = {
+            "type": ["container"],
+            "label": [f"executor.group={group_id}"],
+            "event": WATCHED,
+        }
+        self._exits: dict[str, asyncio.Future[int]] = {}
+        self._oom: dict[str, None] = {}
+        self._since: str | None = None
+        self.connected = asyncio.Event()
+
+    def expect_exit(self, container_id: str) -> asyncio.Future[int]:
+        """A future for the container's exit status; ask before starting the container."""
+        future = self._exits.get(container_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._exits[container_id] = future
+        return future
+
+    def was_oom_killed(self, container_id: str) -> bool:
+        return container_id in self._oom
+
+    def forget(self, container_id: str) -> None:
+        future = self._exits.pop(container_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+        self._oom.pop(container_id, None)
+
+    async def run(self) -> None:
+        """Follows the event stream until cancelled, reconnecting with backoff."""
+        backoff = 0.05
+        while True:
+            try:
+                events = self._engine.events(
+                    self._filters, since=self._since, on_subscribed=self.connected.set
+                )
+                async for event in events:
+                    backoff = 0.05
+                    self._dispatch(event)
+                log.warning("docker events stream ended; reconnecting")
+            except EngineError as exc:
+                log.warning("docker events stream failed: %s", exc.message)
+            self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        time_nano = event.get("timeNano")
+        if time_nano:
+            self._since = f"{time_nano // 1_000_000_000}.{time_nano % 1_000_000_000:09d}"
+        container_id = event.get("id") or event.get("Actor", {}).get("ID")
+        action = event.get("Action") or event.get("status")
+        if not container_id:
+            return
+        if action == "oom":
+            self._oom[container_id] = None
+            if len(self._oom) > OOM_MEMORY:
+                self._oom.pop(next(iter(self._oom)))
+        elif action == "die":
+            future = self._exits.get(container_id)
+            if future is not None and not future.done():
+                attributes = event.get("Actor", {}).get("Attributes", {})
+                with contextlib.suppress(ValueError):
+                    future.set_result(int(attributes.get("exitCode", "-1")))

@@ -1,0 +1,34 @@
+"""Start-up cleanup: containers of this executor's group left by an earlier process.
+
+Only the own group (this database) is touched, never another executor's containers on
+the same engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from executor.docker.engine import DockerEngine, EngineError
+from executor.docker.spec import Identity
+
+log = logging.getLogger(__name__)
+
+
+async def remove_orphans(engine: DockerEngine, identity: Identity) -> int:
+    """Removes the group's containers whose instance is not this one; returns how many."""
+    containers = await engine.containers(
+        {"executor.managed": "true", "executor.group": identity.group}
+    )
+    orphans = [
+        c["Id"]
+        for c in containers
+        if (c.get("Labels") or {}).get("executor.instance") != identity.instance
+    ]
+    results = await asyncio.gather(*(engine.remove(cid) for cid in orphans), return_exceptions=True)
+    for cid, result in zip(orphans, results, strict=True):
+        if isinstance(result, EngineError):
+            log.warning("could not remove orphan container %s: %s", cid[:12], result.message)
+    if orphans:
+        log.info("removed %d container(s) left by an earlier executor", len(orphans))
+    return len(orphans)

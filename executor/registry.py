@@ -1,0 +1,215 @@
+"""Apps and routes: validated, written to the store, and served from memory.
+
+The store is written first and memory updated after, under one lock, so memory never
+shows what the store does not hold. Lookups on a call's path (`app`, `route`, `image`)
+are dict reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from executor.config import Settings
+from executor.docker.engine import DockerEngine, EngineUnreachable, ImageInfo
+from executor.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from executor.models import (
+    APP_READ_ONLY,
+    ROUTE_READ_ONLY,
+    App,
+    Route,
+    RouteSpec,
+    parse_app,
+    parse_route,
+)
+from executor.store.sqlite import Store
+
+# Merged key by key on PATCH; a key set to "" (or null) is removed (as IronFunctions).
+MERGED_MAPS = ("config", "headers")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Registry:
+    def __init__(self, store: Store, engine: DockerEngine, settings: Settings) -> None:
+        self._store = store
+        self._engine = engine
+        self._settings = settings
+        self._apps: dict[str, App] = {}
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._images: dict[str, ImageInfo] = {}
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        self._apps = {app.name: app for app in await self._store.apps()}
+        self._routes = {(r.app_name, r.path): r for r in await self._store.routes()}
+
+    # -- reads (memory only) ------------------------------------------------------------
+
+    def apps(self) -> list[App]:
+        return sorted(self._apps.values(), key=lambda a: a.name)
+
+    def app(self, name: str) -> App:
+        app = self._apps.get(name)
+        if app is None:
+            raise NotFound(f"app {name!r} not found")
+        return app
+
+    def routes(self, app: str) -> list[Route]:
+        self.app(app)
+        return sorted((r for (a, _), r in self._routes.items() if a == app), key=lambda r: r.path)
+
+    def route(self, app: str, path: str) -> Route:
+        route = self._routes.get((app, path))
+        if route is None:
+            self.app(app)
+            raise NotFound(f"route {path!r} not found in app {app!r}")
+        return route
+
+    async def image(self, ref: str) -> ImageInfo | None:
+        """The image's ID and USER, from memory once known; None if the engine lacks it."""
+        info = self._images.get(ref)
+        if info is None:
+            info = await self._engine.image(ref)
+            if info is not None:
+                self._images[ref] = info
+        return info
+
+    # -- apps ---------------------------------------------------------------------------
+
+    async def create_app(self, payload: Any) -> App:
+        spec = parse_app(payload, self._settings)
+        async with self._lock:
+            if spec.name in self._apps:
+                raise Conflict(f"app {spec.name!r} already exists")
+            stamp = now()
+            app = App(**spec.model_dump(), id=str(ULID()), created_at=stamp, updated_at=stamp)
+            await self._store.save_app(app)
+            self._apps[app.name] = app
+            return app
+
+    async def update_app(self, name: str, payload: Any) -> App:
+        async with self._lock:
+            current = self.app(name)
+            patch = _patch_body(payload, "app", APP_READ_ONLY)
+            if patch.get("name", name) != name:
+                raise InvalidInput("app.name: an app cannot be renamed")
+            merged = _merge(current.model_dump(include={"name", "config"}), patch)
+            spec = parse_app(merged, self._settings)
+            app = App(
+                **spec.model_dump(),
+                id=current.id,
+                created_at=current.created_at,
+                updated_at=now(),
+            )
+            await self._store.save_app(app)
+            self._apps[name] = app
+            return app
+
+    async def delete_app(self, name: str, force: bool) -> None:
+        async with self._lock:
+            self.app(name)
+            routes = [key for key in self._routes if key[0] == name]
+            if routes and not force:
+                raise Conflict(
+                    f"app {name!r} still has {len(routes)} route(s); delete them first "
+                    "or use ?force=true"
+                )
+            await self._store.delete_app(name)
+            for key in routes:
+                del self._routes[key]
+            del self._apps[name]
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def create_route(self, app_name: str, payload: Any) -> Route:
+        spec = parse_route(payload, self._settings)
+        async with self._lock:
+            self.app(app_name)
+            if (app_name, spec.path) in self._routes:
+                raise Conflict(f"route {spec.path!r} already exists in app {app_name!r}")
+            return await self._save_route(app_name, spec, None)
+
+    async def put_route(self, app_name: str, path: str, payload: Any) -> tuple[Route, bool]:
+        """Creates or replaces the route; says whether it was created."""
+        body = _patch_body(payload, "route", ROUTE_READ_ONLY)
+        if body.get("path", path) != path:
+            raise InvalidInput("route.path: must match the path in the URL")
+        spec = parse_route({**body, "path": path}, self._settings)
+        async with self._lock:
+            self.app(app_name)
+            current = self._routes.get((app_name, path))
+            return await self._save_route(app_name, spec, current), current is None
+
+    async def update_route(self, app_name: str, path: str, payload: Any) -> Route:
+        async with self._lock:
+            current = self.route(app_name, path)
+            patch = _patch_body(payload, "route", ROUTE_READ_ONLY)
+            if patch.get("path", path) != path:
+                raise InvalidInput("route.path: a route's path cannot be changed")
+            merged = _merge(current.model_dump(include=set(RouteSpec.model_fields)), patch)
+            if "format" in patch and "min_warm" not in patch:
+                merged.pop("min_warm", None)  # back to the new format's default
+            spec = parse_route(merged, self._settings)
+            return await self._save_route(app_name, spec, current)
+
+    async def delete_route(self, app_name: str, path: str) -> None:
+        async with self._lock:
+            self.route(app_name, path)
+            await self._store.delete_route(app_name, path)
+            del self._routes[(app_name, path)]
+
+    async def _save_route(self, app_name: str, spec: RouteSpec, current: Route | None) -> Route:
+        if spec.format == "http-stream":
+            # Until hot pools land, a route that could never be served is refused.
+            raise InvalidInput("route.format: 'http-stream' is not available yet")
+        await self._require_image(spec.image)
+        stamp = now()
+        route = Route(
+            **spec.model_dump(),
+            app_name=app_name,
+            id=current.id if current else str(ULID()),
+            created_at=current.created_at if current else stamp,
+            updated_at=stamp,
+        )
+        await self._store.save_route(route)
+        self._routes[(app_name, route.path)] = route
+        return route
+
+    async def _require_image(self, ref: str) -> None:
+        self._images.pop(ref, None)  # a save re-reads the image: the tag may be rebuilt
+        try:
+            info = await self.image(ref)
+        except EngineUnreachable as exc:
+            raise ServiceUnavailable(exc.message) from None
+        if info is None:
+            raise InvalidInput(f"route.image: image {ref!r} is not on the Docker engine")
+
+
+def _patch_body(payload: Any, what: str, read_only: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"{what}: expected a JSON object")
+    return {k: v for k, v in payload.items() if k not in read_only}
+
+
+def _merge(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif key in MERGED_MAPS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            updated = dict(merged[key])
+            for name, item in value.items():
+                if item in ("", None, []):
+                    updated.pop(name, None)
+                else:
+                    updated[name] = item
+            merged[key] = updated
+        else:
+            merged[key] = value
+    return merged

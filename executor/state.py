@@ -1,0 +1,21 @@
+"""Typed application state: the keys under which the server's parts live."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from executor.config import Settings
+from executor.docker.engine import DockerEngine
+from executor.docker.spec import Identity
+from executor.invoker import Invoker
+from executor.pool.events import ContainerEvents
+from executor.registry import Registry
+from executor.store.sqlite import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+ENGINE = web.AppKey("engine", DockerEngine)
+EVENTS = web.AppKey("events", ContainerEvents)
+IDENTITY = web.AppKey("identity", Identity)
+REGISTRY = web.AppKey("registry", Registry)
+INVOKER = web.AppKey("invoker", Invoker)
