@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_executor)
+    app.on_shutdown.append(_drain)
     api.setup_routes(app)
     return app
 
@@ -75,6 +76,13 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
             len(registry.apps()),
         )
         yield
+
+
+async def _drain(app: web.Application) -> None:
+    # Runs once the listening socket is closed and before aiohttp waits for handlers,
+    # so every call in flight is answered (its own result, or 503) before it stops.
+    if INVOKER in app:
+        await app[INVOKER].drain(app[SETTINGS].shutdown_grace)
 
 
 async def _cancel(task: asyncio.Task) -> None:

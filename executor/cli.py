@@ -55,7 +55,8 @@ def serve(
             port=settings.port,
             loop=uvloop.new_event_loop(),
             access_log=None,
-            shutdown_timeout=settings.shutdown_grace,
+            # Calls in flight get shutdown_grace (see app._drain); then a moment to answer.
+            shutdown_timeout=settings.shutdown_grace + 5,
             print=lambda msg: logging.getLogger("executor").info(msg.strip()),
         )
     except StoreLocked as exc:

@@ -36,6 +36,7 @@ class ColdRunner:
         self._settings = settings
         self._running: set[asyncio.Task] = set()
         self._cleanups: set[asyncio.Task] = set()
+        self._stopping = False
 
     async def run(self, call: Call, image: ImageInfo) -> Response:
         call.start = "cold"
@@ -52,6 +53,8 @@ class ColdRunner:
             task.cancel()
             raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
         except asyncio.CancelledError:
+            if self._stopping and not _current_task_cancelled():
+                raise ServiceUnavailable("executor shutting down: call stopped") from None
             task.cancel()  # the caller went away: stop the function too
             raise
 
@@ -133,13 +136,27 @@ class ColdRunner:
         with contextlib.suppress(EngineError):
             await self._remove(await creating)
 
+    async def drain(self, grace: float) -> None:
+        """Gives calls in flight `grace` seconds, then stops the rest (answered 503)."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=grace)
+        self._stopping = True
+        for task in list(self._running):
+            task.cancel()
+
     async def close(self) -> None:
         """Stops every call still running and waits (bounded) for its container to go."""
+        self._stopping = True
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
         if self._cleanups:
             await asyncio.wait(list(self._cleanups), timeout=self._settings.shutdown_grace)
+
+
+def _current_task_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _feed(stdio: Stdio, body: bytes) -> None:

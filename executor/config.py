@@ -42,5 +42,6 @@ class Settings(BaseSettings):
     # Container hardening that is not per route.
     pids_limit: int = 256
 
-    # How long to keep waiting for a killed container to be removed at shutdown.
+    # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing
+    # the containers left may take.
     shutdown_grace: float = 10.0

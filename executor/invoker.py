@@ -16,8 +16,16 @@ class Invoker:
     def __init__(self, registry: Registry, cold: ColdRunner) -> None:
         self._registry = registry
         self._cold = cold
+        self._draining = False
+
+    async def drain(self, grace: float) -> None:
+        """At shutdown: refuses new calls, lets calls in flight finish within `grace`."""
+        self._draining = True
+        await self._cold.drain(grace)
 
     async def invoke(self, call: Call) -> Response:
+        if self._draining:
+            raise ServiceUnavailable("executor shutting down: not taking calls")
         try:
             image = await self._registry.image(call.route.image)
         except EngineUnreachable as exc:

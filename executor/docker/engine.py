@@ -142,14 +142,18 @@ class DockerEngine:
         if since is not None:
             params["since"] = since
         try:
-            async with self._streams._query(
-                "events", params=params, timeout=aiohttp.ClientTimeout()
-            ) as response:
+            response = await self._streams._do_query(
+                "events", method="GET", params=params, timeout=aiohttp.ClientTimeout()
+            )
+            try:
                 if on_subscribed is not None:
                     on_subscribed()
                 async for line in response.content:
                     if line.strip():
                         yield orjson.loads(line)
+            finally:
+                # aiodocker's _query() context does not release the response on exit.
+                response.close()
         except aiodocker.DockerError as exc:
             raise EngineError(exc.status, exc.message) from None
         except (aiohttp.ClientError, OSError) as exc:

@@ -1,0 +1,152 @@
+"""Apps and routes through the HTTP API: CRUD, envelopes, and each validation error."""
+
+import pytest
+
+
+async def test_root_and_health(executor):
+    assert await executor.json("GET", "/") == {"name": "executor", "version": "0.1.0"}
+    assert (await executor.json("GET", "/health/live"))["status"] == "live"
+    assert (await executor.json("GET", "/health/ready"))["status"] == "ready"
+
+
+async def test_app_crud(executor):
+    created = await executor.json(
+        "POST", "/v1/apps", {"app": {"name": "a1", "config": {"K": "v"}}}, 201
+    )
+    app = created["app"]
+    assert app["name"] == "a1" and app["config"] == {"K": "v"}
+    assert app["id"] and app["created_at"] == app["updated_at"]
+
+    listed = await executor.json("GET", "/v1/apps")
+    assert [a["name"] for a in listed["apps"]] == ["a1"]
+    assert (await executor.json("GET", "/v1/apps/a1"))["app"] == app
+
+    patched = (
+        await executor.json("PATCH", "/v1/apps/a1", {"app": {"config": {"K": "", "N": "1"}}})
+    )["app"]
+    assert patched["config"] == {"N": "1"}
+    assert patched["id"] == app["id"] and patched["created_at"] == app["created_at"]
+    assert patched["updated_at"] >= app["updated_at"]
+
+    await executor.json("DELETE", "/v1/apps/a1")
+    await executor.json("GET", "/v1/apps/a1", status=404)
+
+
+async def test_app_errors(executor):
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a1"}}, 201)
+    dup = await executor.json("POST", "/v1/apps", {"app": {"name": "a1"}}, 409)
+    assert "already exists" in dup["error"]["message"]
+    bad = await executor.json("POST", "/v1/apps", {"app": {"name": "no/slash"}}, 400)
+    assert "app.name" in bad["error"]["message"]
+    unknown = await executor.json("POST", "/v1/apps", {"app": {"name": "x", "colour": 1}}, 400)
+    assert unknown["error"]["message"] == "app: unknown field(s): colour"
+    rename = await executor.json("PATCH", "/v1/apps/a1", {"app": {"name": "a2"}}, 400)
+    assert "renamed" in rename["error"]["message"]
+    missing = await executor.json("PATCH", "/v1/apps/nope", {"app": {}}, 404)
+    assert "nope" in missing["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"", "got nothing"),
+        (b"{not json", "invalid JSON"),
+        (b"[]", '"app" field'),
+        (b'{"apps": {}}', '"app" field'),
+        (b'{"app": {"name": "x"}, "extra": 1}', "unknown field(s): extra"),
+        (b'{"app": "x"}', "app: expected a JSON object"),
+    ],
+)
+async def test_malformed_bodies(executor, body, needle):
+    response = await executor.client.post("/v1/apps", data=body)
+    assert response.status == 400
+    assert needle in (await response.json())["error"]["message"]
+
+
+async def test_route_crud(executor):
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    created = await executor.json(
+        "POST", "/v1/apps/a/routes", {"route": {"path": "/x/y", "image": "executor/hello"}}, 201
+    )
+    route = created["route"]
+    assert route["path"] == "/x/y" and route["app_name"] == "a" and route["memory"] == 128
+    dup = await executor.json(
+        "POST", "/v1/apps/a/routes", {"route": {"path": "/x/y", "image": "executor/hello"}}, 409
+    )
+    assert "already exists" in dup["error"]["message"]
+
+    assert (await executor.json("GET", "/v1/apps/a/routes/x/y"))["route"] == route
+    assert [r["path"] for r in (await executor.json("GET", "/v1/apps/a/routes"))["routes"]] == [
+        "/x/y"
+    ]
+
+    patched = await executor.json(
+        "PATCH", "/v1/apps/a/routes/x/y", {"route": {"memory": 64, "config": {"A": "1"}}}
+    )
+    assert patched["route"]["memory"] == 64 and patched["route"]["config"] == {"A": "1"}
+    assert patched["route"]["id"] == route["id"]
+
+    # PUT replaces whole (unset fields back to defaults), and creates when missing.
+    replaced = await executor.json(
+        "PUT", "/v1/apps/a/routes/x/y", {"route": {"image": "executor/hello", "timeout": 5}}
+    )
+    assert replaced["route"]["memory"] == 128 and replaced["route"]["timeout"] == 5
+    assert replaced["route"]["created_at"] == route["created_at"]
+    await executor.json("PUT", "/v1/apps/a/routes/z", {"route": {"image": "executor/hello"}}, 201)
+
+    # A GET's output may be sent back as is: read-only fields are ignored.
+    await executor.json("PUT", "/v1/apps/a/routes/x/y", {"route": replaced["route"]})
+
+    conflict = await executor.json("DELETE", "/v1/apps/a", status=409)
+    assert "force" in conflict["error"]["message"]
+    await executor.json("DELETE", "/v1/apps/a/routes/z")
+    await executor.json("GET", "/v1/apps/a/routes/z", status=404)
+    await executor.json("DELETE", "/v1/apps/a?force=true")
+    await executor.json("GET", "/v1/apps/a/routes/x/y", status=404)
+
+
+@pytest.mark.parametrize(
+    ("route", "needle"),
+    [
+        ({"path": "/ok"}, "route.image: is required"),
+        ({"path": "/../etc", "image": "executor/hello"}, "route.path"),
+        ({"path": "/ok", "image": "executor/hello", "memory": 4}, "route.memory"),
+        ({"path": "/ok", "image": "executor/hello", "timeout": 301}, "route.timeout"),
+        ({"path": "/ok", "image": "executor/hello", "min_warm": 2}, "route.min_warm"),
+        ({"path": "/ok", "image": "executor/hello", "config": {"FN_X": "1"}}, "route.config"),
+        ({"path": "/ok", "image": "executor/hello", "network": "host"}, "route.network"),
+        ({"path": "/ok", "image": "executor/hello", "bogus": 1}, "unknown field(s): bogus"),
+        ({"path": "/ok", "image": "executor-test/no-such-image"}, "executor-test/no-such-image"),
+    ],
+)
+async def test_route_validation(executor, route, needle):
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    data = await executor.json("POST", "/v1/apps/a/routes", {"route": route}, 400)
+    assert needle in data["error"]["message"]
+
+
+async def test_route_errors(executor):
+    await executor.json(
+        "POST", "/v1/apps/missing/routes", {"route": {"path": "/a", "image": "x"}}, 404
+    )
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    await executor.json("GET", "/v1/apps/a/routes/nope", status=404)
+    await executor.json("PATCH", "/v1/apps/a/routes/nope", {"route": {}}, 404)
+    await executor.json("DELETE", "/v1/apps/a/routes/nope", status=404)
+    await executor.route("/r", "executor/hello", app="a")
+    moved = await executor.json("PATCH", "/v1/apps/a/routes/r", {"route": {"path": "/s"}}, 400)
+    assert "route.path" in moved["error"]["message"]
+    mismatch = await executor.json(
+        "PUT", "/v1/apps/a/routes/r", {"route": {"path": "/s", "image": "executor/hello"}}, 400
+    )
+    assert "route.path" in mismatch["error"]["message"]
+
+
+async def test_unknown_paths_and_methods(executor):
+    assert (await executor.json("GET", "/v2/nothing", status=404))["error"][
+        "message"
+    ] == "not found"
+    response = await executor.client.delete("/v1/apps")
+    assert response.status == 405
+    assert "DELETE" in (await response.json())["error"]["message"]
+    assert "GET" in response.headers["Allow"]

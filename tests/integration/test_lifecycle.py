@@ -1,0 +1,75 @@
+"""Start-up and restart: the store's lock, persistence, and cleanup of own orphans only."""
+
+import subprocess
+
+import pytest
+
+from executor.errors import StoreLocked
+from executor.store.sqlite import Store
+from tests.conftest import GROUPS, group_containers, remove_group_containers
+from tests.integration.conftest import running, settings_for
+
+
+def create_container(group: str, instance: str) -> str:
+    """A container as an executor of `group`, process `instance`, would have left it."""
+    labels = {
+        "executor.managed": "true",
+        "executor.group": group,
+        "executor.instance": instance,
+        "executor.app": "t",
+        "executor.route": "/x",
+        "executor.kind": "cold",
+    }
+    args = ["docker", "create"]
+    for key, value in labels.items():
+        args += ["--label", f"{key}={value}"]
+    return subprocess.run(
+        [*args, "executor-test/sleep"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+async def test_startup_removes_own_orphans_and_nothing_else(db, tmp_path):
+    store = await Store.open(db)
+    own_group = store.group_id
+    await store.close()
+    other_group = "other-" + own_group
+    GROUPS.update({own_group, other_group})
+
+    create_container(own_group, "an-earlier-process")
+    foreign = create_container(other_group, "another-executor")
+    try:
+        async with running(settings_for(db)):
+            assert group_containers(own_group) == []
+            assert group_containers(other_group) == [foreign[:12]]
+    finally:
+        remove_group_containers(other_group)
+
+
+async def test_two_executors_on_one_engine_leave_each_other_alone(tmp_path):
+    async with (
+        running(settings_for(tmp_path / "a.db")) as a,
+        running(settings_for(tmp_path / "b.db")) as b,
+    ):
+        assert a.group != b.group
+        await a.route("/hello", "executor/hello")
+        await b.route("/hello", "executor/hello")
+        assert (await a.client.post("/r/t/hello")).status == 200
+        assert (await b.client.post("/r/t/hello")).status == 200
+
+
+async def test_a_second_executor_on_the_same_database_is_refused(executor, db):
+    with pytest.raises(StoreLocked, match="in use by another executor"):
+        await Store.open(db)
+
+
+async def test_apps_and_routes_survive_a_restart(db):
+    async with running(settings_for(db)) as first:
+        await first.json("POST", "/v1/apps", {"app": {"name": "t", "config": {"A": "1"}}}, 201)
+        route = await first.route("/hello", "executor/hello", memory=64, config={"B": "2"})
+        app = (await first.json("GET", "/v1/apps/t"))["app"]
+    async with running(settings_for(db)) as second:
+        assert second.group == first.group and second.instance != first.instance
+        assert (await second.json("GET", "/v1/apps/t"))["app"] == app
+        assert (await second.json("GET", "/v1/apps/t/routes/hello"))["route"] == route
+        response = await second.client.post("/r/t/hello")
+        assert await response.text() == "Hello World!\n"

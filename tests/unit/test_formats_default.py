@@ -1,0 +1,63 @@
+from datetime import UTC, datetime
+
+from executor.formats.default import STDERR, STDOUT, Output, environment, header_env_name
+from executor.models import App, Route
+
+APP = App(
+    name="demo", config={"SHARED": "app", "ONLY_APP": "1"}, id="a", created_at="t", updated_at="t"
+)
+ROUTE = Route(
+    path="/hello",
+    image="img",
+    config={"SHARED": "route"},
+    id="r",
+    app_name="demo",
+    created_at="t",
+    updated_at="t",
+)
+
+
+def test_environment():
+    env = environment(
+        app=APP,
+        route=ROUTE,
+        call_id="C1",
+        deadline=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        method="POST",
+        url="http://h/r/demo/hello?x=1",
+        headers=[("Content-Type", "text/plain"), ("X-Multi", "a"), ("X-Multi", "b")],
+    )
+    assert env["FN_APP_NAME"] == "demo"
+    assert env["FN_PATH"] == "/hello"
+    assert env["FN_FORMAT"] == "default"
+    assert env["FN_MEMORY"] == "128"
+    assert env["FN_TYPE"] == "sync"
+    assert env["FN_CALL_ID"] == "C1"
+    assert env["FN_DEADLINE"] == "2026-01-02T03:04:05.678Z"
+    assert env["FN_METHOD"] == "POST"
+    assert env["FN_REQUEST_URL"] == "http://h/r/demo/hello?x=1"
+    assert env["FN_HEADER_CONTENT_TYPE"] == "text/plain"
+    assert env["FN_HEADER_X_MULTI"] == "a, b"
+    # the route's config comes after the app's, so it wins
+    assert env["SHARED"] == "route" and env["ONLY_APP"] == "1"
+
+
+def test_header_env_name():
+    assert header_env_name("x-request-id") == "FN_HEADER_X_REQUEST_ID"
+    assert header_env_name("X.Odd~Name") == "FN_HEADER_X_ODD_NAME"
+
+
+def test_output_caps_the_body():
+    out = Output(max_body=10, max_log=100)
+    assert out.add(STDOUT, b"12345")
+    assert out.add(STDOUT, b"67890")
+    assert not out.add(STDOUT, b"x")
+    assert out.too_large and out.body == b"1234567890"
+
+
+def test_output_caps_the_log_without_failing():
+    out = Output(max_body=10, max_log=4)
+    assert out.add(STDERR, b"abcdef")
+    assert out.add(STDERR, b"gh")
+    assert out.log.startswith(b"abcd") and b"[4 bytes dropped]" in out.log
+    assert out.body == b""
