@@ -34,7 +34,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [8080].")] = None,
     db: Annotated[Path | None, typer.Option(help="SQLite database [./data/executor.db].")] = None,
     docker_url: Annotated[str | None, typer.Option(help="Docker engine address.")] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(envvar="EXECUTOR_LOG_LEVEL", help="debug, info, warning, error.")
+    ] = "info",
 ) -> None:
     """Run the executor's HTTP server."""
     import uvloop

@@ -111,6 +111,8 @@ class ColdRunner:
                         f"response too large (limit {self._settings.max_response_bytes} bytes)"
                     )
             status = await exited
+        except EngineError as exc:
+            raise _engine_failure(exc, call) from None
         finally:
             call.log = output.log
             feeding.cancel()
@@ -161,7 +163,7 @@ def _current_task_cancelled() -> bool:
 
 async def _feed(stdio: Stdio, body: bytes) -> None:
     # A function may exit without reading its input; a broken pipe is not an error here.
-    with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+    with contextlib.suppress(EngineError, RuntimeError):
         if body:
             await stdio.write(body)
         stdio.end_input()

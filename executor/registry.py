@@ -20,6 +20,7 @@ from executor.models import (
     APP_READ_ONLY,
     ROUTE_READ_ONLY,
     App,
+    AppSpec,
     Route,
     RouteSpec,
     parse_app,
@@ -87,11 +88,14 @@ class Registry:
         async with self._lock:
             if spec.name in self._apps:
                 raise Conflict(f"app {spec.name!r} already exists")
-            stamp = now()
-            app = App(**spec.model_dump(), id=str(ULID()), created_at=stamp, updated_at=stamp)
-            await self._store.save_app(app)
-            self._apps[app.name] = app
-            return app
+            return await self._insert_app(spec)
+
+    async def _insert_app(self, spec: AppSpec) -> App:
+        stamp = now()
+        app = App(**spec.model_dump(), id=str(ULID()), created_at=stamp, updated_at=stamp)
+        await self._store.save_app(app)
+        self._apps[app.name] = app
+        return app
 
     async def update_app(self, name: str, payload: Any) -> App:
         async with self._lock:
@@ -130,7 +134,6 @@ class Registry:
     async def create_route(self, app_name: str, payload: Any) -> Route:
         spec = parse_route(payload, self._settings)
         async with self._lock:
-            self.app(app_name)
             if (app_name, spec.path) in self._routes:
                 raise Conflict(f"route {spec.path!r} already exists in app {app_name!r}")
             return await self._save_route(app_name, spec, None)
@@ -142,7 +145,6 @@ class Registry:
             raise InvalidInput("route.path: must match the path in the URL")
         spec = parse_route({**body, "path": path}, self._settings)
         async with self._lock:
-            self.app(app_name)
             current = self._routes.get((app_name, path))
             return await self._save_route(app_name, spec, current), current is None
 
@@ -169,6 +171,9 @@ class Registry:
             # Until hot pools land, a route that could never be served is refused.
             raise InvalidInput("route.format: 'http-stream' is not available yet")
         await self._require_image(spec.image)
+        if app_name not in self._apps:
+            # As IronFunctions: a route saved under a missing app creates the app.
+            await self._insert_app(parse_app({"name": app_name}, self._settings))
         stamp = now()
         route = Route(
             **spec.model_dump(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from executor.api.errors import error_response
@@ -31,6 +33,7 @@ def setup(app: web.Application) -> None:
 
 
 async def invoke(request: web.Request) -> web.Response:
+    arrived = asyncio.get_running_loop().time()  # the deadline counts from here
     registry = request.app[REGISTRY]
     route = registry.route(request.match_info["app"], "/" + request.match_info["path"])
     body = await _read_body(request, request.app[SETTINGS].max_request_bytes)
@@ -41,6 +44,7 @@ async def invoke(request: web.Request) -> web.Response:
         url=str(request.url),
         headers=[(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP],
         body=body,
+        arrived=arrived,
     )
     try:
         result = await request.app[INVOKER].invoke(call)

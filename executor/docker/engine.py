@@ -52,7 +52,7 @@ class Stdio:
         self._stream = stream
 
     async def write(self, data: bytes) -> None:
-        await self._stream.write_in(data)
+        await _call(self._stream.write_in, data)
 
     def end_input(self) -> None:
         # Stream.close() would close both directions and lose the output. Half-closing
@@ -65,7 +65,7 @@ class Stdio:
 
     async def read(self) -> tuple[int, bytes] | None:
         """The next chunk of output as (STDOUT|STDERR, data), or None at EOF."""
-        message = await self._stream.read_out()
+        message = await _call(self._stream.read_out)
         return None if message is None else (message.stream, message.data)
 
     async def close(self) -> None:

@@ -126,9 +126,13 @@ async def test_route_validation(executor, route, needle):
 
 
 async def test_route_errors(executor):
-    await executor.json(
-        "POST", "/v1/apps/missing/routes", {"route": {"path": "/a", "image": "x"}}, 404
+    bad_app = await executor.json(
+        "POST",
+        "/v1/apps/bad%20name/routes",
+        {"route": {"path": "/a", "image": "executor/hello"}},
+        400,
     )
+    assert "app.name" in bad_app["error"]["message"]
     await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
     await executor.json("GET", "/v1/apps/a/routes/nope", status=404)
     await executor.json("PATCH", "/v1/apps/a/routes/nope", {"route": {}}, 404)
@@ -140,6 +144,20 @@ async def test_route_errors(executor):
         "PUT", "/v1/apps/a/routes/r", {"route": {"path": "/s", "image": "executor/hello"}}, 400
     )
     assert "route.path" in mismatch["error"]["message"]
+
+
+async def test_saving_a_route_creates_its_missing_app(executor):
+    # As IronFunctions: POST or PUT of a route under a missing app creates the app.
+    await executor.json(
+        "POST", "/v1/apps/new1/routes", {"route": {"path": "/a", "image": "executor/hello"}}, 201
+    )
+    await executor.json(
+        "PUT", "/v1/apps/new2/routes/a", {"route": {"image": "executor/hello"}}, 201
+    )
+    assert [a["name"] for a in (await executor.json("GET", "/v1/apps"))["apps"]] == ["new1", "new2"]
+    # ...but not when the route itself is refused.
+    await executor.json("PUT", "/v1/apps/new3/routes/a", {"route": {"image": "no/such"}}, 400)
+    await executor.json("GET", "/v1/apps/new3", status=404)
 
 
 async def test_unknown_paths_and_methods(executor):

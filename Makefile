@@ -1,0 +1,35 @@
+# The README's two commands: `make run` and `make test`. Both set up what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install images run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+images:
+	images/build.sh
+
+run: install images
+	HOST=$(HOST) PORT=$(PORT) scripts/serve-demo.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install images lint
+	$(BIN)/pytest
+
+bench: install images
+	$(BIN)/python -m benchmarks.cold
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache
