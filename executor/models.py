@@ -96,10 +96,6 @@ class Route(RouteSpec):
     created_at: str
     updated_at: str
 
-    @property
-    def spec(self) -> RouteSpec:
-        return RouteSpec.model_validate(self.model_dump(include=set(RouteSpec.model_fields)))
-
 
 def parse_app(payload: Any, settings: Settings) -> AppSpec:
     return check_app(_parse(AppSpec, payload, "app", APP_READ_ONLY), settings)

@@ -32,8 +32,8 @@ async def ready(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT):
             await request.app[STORE].ping()
-    except (TimeoutError, Exception) as exc:
-        return error_response(503, f"store not ready: {exc or 'timed out'}")
+    except Exception as exc:  # any failure of the store means not ready
+        return error_response(503, f"store not ready: {exc!r}")
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT):
             await request.app[ENGINE].version()

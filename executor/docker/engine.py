@@ -21,9 +21,6 @@ from yarl import URL
 
 T = TypeVar("T")
 
-STDOUT = 1
-STDERR = 2
-
 
 class EngineError(Exception):
     """The engine answered with an error (status is the engine's HTTP status)."""
@@ -64,7 +61,8 @@ class Stdio:
             transport.write_eof()
 
     async def read(self) -> tuple[int, bytes] | None:
-        """The next chunk of output as (STDOUT|STDERR, data), or None at EOF."""
+        """The next chunk of output as (stream, data), or None at EOF; stream is Docker's
+        attach stream number (1 stdout, 2 stderr)."""
         message = await _call(self._stream.read_out)
         return None if message is None else (message.stream, message.data)
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from executor.models import App, Route
 
+# Docker's attach stream numbers, as DockerEngine's Stdio.read returns them.
 STDOUT = 1
 STDERR = 2
 
