@@ -13,11 +13,11 @@ from ulid import ULID
 from executor import api
 from executor.cold import ColdRunner
 from executor.config import Settings
-from executor.docker.engine import DockerEngine, EngineError
+from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
 from executor.invoker import Invoker
 from executor.pool.events import ContainerEvents
-from executor.pool.reaper import remove_orphans
+from executor.pool.reaper import remove_orphans_when_connected
 from executor.registry import Registry
 from executor.state import ENGINE, EVENTS, IDENTITY, INVOKER, REGISTRY, SETTINGS, STORE
 from executor.store.sqlite import Store
@@ -56,12 +56,14 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(cold.close)
 
         # Exits are learnt from the event stream: it must be up before a container runs.
+        # With the engine unreachable the executor still starts (not ready, calls 503)
+        # and catches up when the engine answers.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(events.connected.wait(), EVENTS_CONNECT_TIMEOUT)
-        try:
-            await remove_orphans(engine, identity)
-        except EngineError as exc:
-            log.warning("start-up cleanup skipped: %s", exc.message)
+            await asyncio.wait_for(events.tried.wait(), EVENTS_CONNECT_TIMEOUT)
+        reaping = asyncio.create_task(remove_orphans_when_connected(engine, identity, events))
+        stack.push_async_callback(_cancel, reaping)
+        if events.connected.is_set():
+            await asyncio.wait({reaping}, timeout=EVENTS_CONNECT_TIMEOUT)
 
         app[STORE] = store
         app[ENGINE] = engine

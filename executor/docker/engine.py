@@ -153,7 +153,7 @@ class DockerEngine:
                 # aiodocker's _query() context does not release the response on exit.
                 response.close()
         except aiodocker.DockerError as exc:
-            raise EngineError(exc.status, exc.message) from None
+            raise _engine_error(exc) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise EngineUnreachable(str(exc) or type(exc).__name__) from None
 
@@ -166,14 +166,24 @@ def _unlimited_client(url: str) -> aiodocker.Docker:
     return aiodocker.Docker(url=url, connector=aiohttp.TCPConnector(limit=0))
 
 
+# aiodocker's status for "could not connect" (it wraps aiohttp's connection errors).
+AIODOCKER_CANNOT_CONNECT = 900
+
+
 async def _call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """Runs one aiodocker call, turning its failures into EngineError/EngineUnreachable."""
     try:
         return await fn(*args, **kwargs)
     except aiodocker.DockerError as exc:
-        message = exc.message
-        if isinstance(message, dict):
-            message = message.get("message", str(message))
-        raise EngineError(exc.status, str(message)) from None
+        raise _engine_error(exc) from None
     except (aiohttp.ClientError, OSError) as exc:
         raise EngineUnreachable(str(exc) or type(exc).__name__) from None
+
+
+def _engine_error(exc: aiodocker.DockerError) -> EngineError:
+    message = exc.message
+    if isinstance(message, dict):
+        message = message.get("message", str(message))
+    if exc.status == AIODOCKER_CANNOT_CONNECT:
+        return EngineUnreachable(str(message))
+    return EngineError(exc.status, str(message))

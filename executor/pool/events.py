@@ -33,6 +33,8 @@ class ContainerEvents:
         self._oom: dict[str, None] = {}
         self._since: str | None = None
         self.connected = asyncio.Event()
+        # Set once the first subscription has succeeded or failed: start-up waits for it.
+        self.tried = asyncio.Event()
 
     def expect_exit(self, container_id: str) -> asyncio.Future[int]:
         """A future for the container's exit status; ask before starting the container."""
@@ -57,7 +59,7 @@ class ContainerEvents:
         while True:
             try:
                 events = self._engine.events(
-                    self._filters, since=self._since, on_subscribed=self.connected.set
+                    self._filters, since=self._since, on_subscribed=self._subscribed
                 )
                 async for event in events:
                     backoff = 0.05
@@ -65,9 +67,14 @@ class ContainerEvents:
                 log.warning("docker events stream ended; reconnecting")
             except EngineError as exc:
                 log.warning("docker events stream failed: %s", exc.message)
+            self.tried.set()
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    def _subscribed(self) -> None:
+        self.connected.set()
+        self.tried.set()
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         time_nano = event.get("timeNano")

@@ -11,6 +11,7 @@ import logging
 
 from executor.docker.engine import DockerEngine, EngineError
 from executor.docker.spec import Identity
+from executor.pool.events import ContainerEvents
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +33,17 @@ async def remove_orphans(engine: DockerEngine, identity: Identity) -> int:
     if orphans:
         log.info("removed %d container(s) left by an earlier executor", len(orphans))
     return len(orphans)
+
+
+async def remove_orphans_when_connected(
+    engine: DockerEngine, identity: Identity, events: ContainerEvents
+) -> None:
+    """Removes the orphans once the engine answers, however long that takes."""
+    while True:
+        await events.connected.wait()
+        try:
+            await remove_orphans(engine, identity)
+            return
+        except EngineError as exc:
+            log.warning("start-up cleanup failed, will retry: %s", exc.message)
+            await asyncio.sleep(1.0)

@@ -73,3 +73,22 @@ async def test_apps_and_routes_survive_a_restart(db):
         assert (await second.json("GET", "/v1/apps/t/routes/hello"))["route"] == route
         response = await second.client.post("/r/t/hello")
         assert await response.text() == "Hello World!\n"
+
+
+async def test_an_unreachable_engine_gives_clear_503s(db, tmp_path):
+    async with running(settings_for(db)) as first:
+        await first.route("/hello", "executor/hello")
+    down = settings_for(db, docker_url=f"unix://{tmp_path}/no-engine.sock")
+    async with running(down) as executor:
+        ready = await executor.json("GET", "/health/ready", status=503)
+        assert "Docker engine unreachable" in ready["error"]["message"]
+        call = await executor.client.post("/r/t/hello")
+        assert call.status == 503
+        assert "Docker engine unreachable" in (await call.json())["error"]["message"]
+        save = await executor.json(
+            "PUT", "/v1/apps/t/routes/other", {"route": {"image": "executor/hello"}}, 503
+        )
+        assert "Docker engine unreachable" in save["error"]["message"]
+        # What does not need the engine keeps working.
+        assert (await executor.json("GET", "/v1/apps/t/routes/hello"))["route"]["path"] == "/hello"
+        assert (await executor.json("GET", "/health/live"))["status"] == "live"
