@@ -115,7 +115,7 @@ class Registry:
             self._apps[name] = app
             return app
 
-    async def delete_app(self, name: str, force: bool) -> None:
+    async def delete_app(self, name: str, force: bool = False) -> None:
         async with self._lock:
             self.app(name)
             routes = [key for key in self._routes if key[0] == name]

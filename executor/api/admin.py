@@ -31,70 +31,66 @@ def setup(app: web.Application) -> None:
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    apps = request.app[REGISTRY].apps()
-    return json_response({"message": "Successfully listed applications", "apps": _apps(apps)})
+    apps = [_app(a) for a in request.app[REGISTRY].apps()]
+    return _answer("Successfully listed applications", apps=apps)
 
 
 async def create_app(request: web.Request) -> web.Response:
     app = await request.app[REGISTRY].create_app(await _envelope(request, "app"))
-    return json_response({"message": "App successfully created", "app": _app(app)}, 201)
+    return _answer("App successfully created", 201, app=_app(app))
 
 
 async def get_app(request: web.Request) -> web.Response:
     app = request.app[REGISTRY].app(request.match_info["app"])
-    return json_response({"message": "App successfully loaded", "app": _app(app)})
+    return _answer("App successfully loaded", app=_app(app))
 
 
 async def update_app(request: web.Request) -> web.Response:
     payload = await _envelope(request, "app")
     app = await request.app[REGISTRY].update_app(request.match_info["app"], payload)
-    return json_response({"message": "App successfully updated", "app": _app(app)})
+    return _answer("App successfully updated", app=_app(app))
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    force = _flag(request, "force")
-    await request.app[REGISTRY].delete_app(request.match_info["app"], force=force)
-    return json_response({"message": "App deleted"})
+    await request.app[REGISTRY].delete_app(request.match_info["app"], _flag(request, "force"))
+    return _answer("App deleted")
 
 
 async def list_routes(request: web.Request) -> web.Response:
-    routes = request.app[REGISTRY].routes(request.match_info["app"])
-    return json_response({"message": "Successfully listed routes", "routes": _routes(routes)})
+    routes = [_route(r) for r in request.app[REGISTRY].routes(request.match_info["app"])]
+    return _answer("Successfully listed routes", routes=routes)
 
 
 async def create_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
     route = await request.app[REGISTRY].create_route(request.match_info["app"], payload)
-    return json_response({"message": "Route successfully created", "route": _route(route)}, 201)
+    return _answer("Route successfully created", 201, route=_route(route))
 
 
 async def get_route(request: web.Request) -> web.Response:
     route = request.app[REGISTRY].route(request.match_info["app"], _path(request))
-    return json_response({"message": "Route successfully loaded", "route": _route(route)})
+    return _answer("Route successfully loaded", route=_route(route))
 
 
 async def update_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
-    route = await request.app[REGISTRY].update_route(
-        request.match_info["app"], _path(request), payload
-    )
-    return json_response({"message": "Route successfully updated", "route": _route(route)})
+    app, path = request.match_info["app"], _path(request)
+    route = await request.app[REGISTRY].update_route(app, path, payload)
+    return _answer("Route successfully updated", route=_route(route))
 
 
 async def put_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
-    route, created = await request.app[REGISTRY].put_route(
-        request.match_info["app"], _path(request), payload
-    )
-    verb = "created" if created else "replaced"
-    return json_response(
-        {"message": f"Route successfully {verb}", "route": _route(route)}, 201 if created else 200
-    )
+    app, path = request.match_info["app"], _path(request)
+    route, created = await request.app[REGISTRY].put_route(app, path, payload)
+    if created:
+        return _answer("Route successfully created", 201, route=_route(route))
+    return _answer("Route successfully replaced", route=_route(route))
 
 
 async def delete_route(request: web.Request) -> web.Response:
     await request.app[REGISTRY].delete_route(request.match_info["app"], _path(request))
-    return json_response({"message": "Route deleted"})
+    return _answer("Route deleted")
 
 
 # -- parsing and rendering ------------------------------------------------------------
@@ -128,17 +124,14 @@ def _flag(request: web.Request, name: str) -> bool:
     return value in ("true", "1", "")
 
 
+def _answer(message: str, status: int = 200, **items: Any) -> web.Response:
+    """IronFunctions' envelope: a message and the objects it speaks of."""
+    return json_response({"message": message, **items}, status)
+
+
 def _app(app: App) -> dict[str, Any]:
     return app.model_dump()
 
 
-def _apps(apps: list[App]) -> list[dict[str, Any]]:
-    return [_app(a) for a in apps]
-
-
 def _route(route: Route) -> dict[str, Any]:
     return route.model_dump()
-
-
-def _routes(routes: list[Route]) -> list[dict[str, Any]]:
-    return [_route(r) for r in routes]
