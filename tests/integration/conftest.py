@@ -26,6 +26,7 @@ IMAGES = [
     "executor-test/env",
     "executor-test/fail",
     "executor-test/flood",
+    "executor-test/forkbomb",
     "executor-test/oom",
     "executor-test/sleep",
     "executor-test/stderr",

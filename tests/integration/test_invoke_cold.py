@@ -184,3 +184,19 @@ async def test_150_concurrent_cold_calls_all_answer(executor):
             results = await asyncio.gather(*(one(i) for i in range(150)))
     assert [status for status, _ in results] == [200] * 150
     assert [body for _, body in results] == [f"Hello n{i}!\n".encode() for i in range(150)]
+
+
+async def test_a_fork_bomb_is_contained_and_others_keep_answering(executor):
+    await executor.route("/forkbomb", "executor-test/forkbomb", timeout=4)
+    await executor.route("/hello", "executor/hello")
+    bomb = asyncio.ensure_future(executor.client.post("/r/t/forkbomb"))
+    await asyncio.sleep(1.5)  # let it hit the pids limit
+    others = [await executor.client.post("/r/t/hello") for _ in range(3)]
+    assert [r.status for r in others] == [200, 200, 200]
+    response = await bomb
+    assert response.status == 504
+    call_id = response.headers["Fn-Call-Id"]
+    deadline = time.monotonic() + 5
+    while group_containers(executor.group, f"label=executor.call={call_id}"):
+        assert time.monotonic() < deadline, "fork bomb container still there 5 s after"
+        await asyncio.sleep(0.2)
