@@ -23,12 +23,17 @@ image() {
     printf '  %-34s present\n' "$name"; return 0
   fi
   printf '  %-34s building...\n' "$name"
+  local previous; previous=$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)
   local t0; t0=$(now_ms)
   local log; log=$(mktemp)
   if ! "$@" >"$log" 2>&1; then
     cat "$log" >&2; rm -f "$log"; echo "images/build.sh: $name failed" >&2; exit 1
   fi
   rm -f "$log"
+  # A rebuild (FORCE=1) leaves the image it replaced untagged: remove it unless in use.
+  if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$name")" ]; then
+    docker rmi "$previous" >/dev/null 2>&1 || true
+  fi
   local t1; t1=$(now_ms)
   printf '  %-34s built in %d.%01ds\n' "$name" $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100))
 }
