@@ -73,9 +73,11 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to pass the limit."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)  # the one copy of the body
