@@ -7,6 +7,7 @@ checked after parsing by `check_app` / `check_route`, each error naming its fiel
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -30,6 +31,11 @@ APP_READ_ONLY = frozenset({"id", "created_at", "updated_at"})
 ROUTE_READ_ONLY = frozenset({"id", "app_name", "created_at", "updated_at", "pool"})
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC datetime as RFC 3339 with milliseconds and a Z (timestamps, FN_DEADLINE)."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Strict(BaseModel):

@@ -25,6 +25,7 @@ from executor.models import (
     RouteSpec,
     parse_app,
     parse_route,
+    rfc3339,
 )
 from executor.store.sqlite import Store
 
@@ -33,7 +34,7 @@ MERGED_MAPS = ("config", "headers")
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
 
 
 class Registry:

@@ -10,17 +10,13 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from executor.models import App, Route
+from executor.models import App, Route, rfc3339
 
 # Docker's attach stream numbers, as DockerEngine's Stdio.read returns them.
 STDOUT = 1
 STDERR = 2
 
 _NOT_ENV = re.compile(r"[^A-Z0-9_]")
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def header_env_name(header: str) -> str:
