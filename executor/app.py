@@ -16,10 +16,11 @@ from executor.config import Settings
 from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
 from executor.invoker import Invoker
-from executor.pool.events import ContainerEvents
+from executor.pool.events import ContainerEvents, ImageEvents
+from executor.pool.pools import HotPools
 from executor.pool.reaper import remove_orphans_when_connected
 from executor.registry import Registry
-from executor.state import ENGINE, EVENTS, IDENTITY, INVOKER, REGISTRY, SETTINGS, STORE
+from executor.state import ENGINE, EVENTS, IDENTITY, INVOKER, POOLS, REGISTRY, SETTINGS, STORE
 from executor.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         await registry.load()
         cold = ColdRunner(engine, events, identity, settings)
         stack.push_async_callback(cold.close)
+        pools = HotPools(engine, events, identity, settings)
+        stack.push_async_callback(pools.close)
+        images = ImageEvents(engine, registry.refresh_images)
+        stack.push_async_callback(images.stop)
+        stack.push_async_callback(_cancel, asyncio.create_task(images.run()))
 
         # Exits are learnt from the event stream: it must be up before a container runs.
         # With the engine unreachable the executor still starts (not ready, calls 503)
@@ -64,13 +70,17 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(_cancel, reaping)
         if events.connected.is_set():
             await asyncio.wait({reaping}, timeout=EVENTS_CONNECT_TIMEOUT)
+        # min_warm containers start now, in the background, once orphans are gone.
+        registry.watch(pools)
+        await registry.announce_all()
 
         app[STORE] = store
         app[ENGINE] = engine
         app[EVENTS] = events
         app[IDENTITY] = identity
         app[REGISTRY] = registry
-        app[INVOKER] = Invoker(registry, cold)
+        app[POOLS] = pools
+        app[INVOKER] = Invoker(registry, cold, pools)
         log.info(
             "executor ready: group %s, instance %s, %d app(s)",
             identity.group,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -12,6 +14,21 @@ from ulid import ULID
 from executor.models import App, Route
 
 StartKind = Literal["cold", "warm", "fresh"]
+
+# Never passed to a function: they describe one hop only, or carry credentials.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "authorization",
+    }
+)
 
 
 def new_id() -> str:
@@ -30,10 +47,12 @@ class Call:
     # Loop-clock times (seconds): arrival, and arrival + the route's timeout.
     arrived: float = field(default_factory=lambda: asyncio.get_running_loop().time())
     deadline: float = 0.0
+    # perf_counter times for Executor-Wait-Ms: uvloop's loop clock ticks in milliseconds.
+    received: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Filled in by the runner that serves the call.
     start: StartKind | None = None
-    assigned: float | None = None
+    assigned: float | None = None  # perf_counter
     container_id: str | None = None
     log: bytes = b""
 
@@ -48,9 +67,8 @@ class Call:
     @property
     def wait_ms(self) -> float:
         """From arrival to the assignment of a container (not counting its start)."""
-        if self.assigned is None:
-            return (asyncio.get_running_loop().time() - self.arrived) * 1000
-        return (self.assigned - self.arrived) * 1000
+        end = time.perf_counter() if self.assigned is None else self.assigned
+        return (end - self.received) * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +78,5 @@ class Response:
     status: int
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # A large response: `body` is its start and `rest` streams the remainder.
+    rest: AsyncIterator[bytes] | None = None

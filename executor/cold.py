@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from executor.calls import Call, Response
 from executor.config import Settings
@@ -40,7 +41,7 @@ class ColdRunner:
 
     async def run(self, call: Call, image: ImageInfo) -> Response:
         call.start = "cold"
-        call.assigned = asyncio.get_running_loop().time()
+        call.assigned = time.perf_counter()
         # The container's whole life is one task, shielded from the caller: when the
         # deadline cancels the wait, the task still removes what it created.
         task = asyncio.create_task(self._run_container(call, image))
@@ -77,13 +78,8 @@ class ColdRunner:
             env=env,
             pids_limit=self._settings.pids_limit,
         )
-        creating = asyncio.ensure_future(self._engine.create(config))
         try:
-            container_id = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            # The engine may still create it after we stop waiting: remove it then.
-            self._in_background(self._remove_once_created(creating))
-            raise
+            container_id = await self._engine.create(config)
         except EngineError as exc:
             raise _engine_failure(exc, call) from None
         call.container_id = container_id
@@ -133,10 +129,6 @@ class ColdRunner:
             await self._engine.remove(container_id)
         except EngineError as exc:
             log.warning("could not remove container %s: %s", container_id[:12], exc.message)
-
-    async def _remove_once_created(self, creating: asyncio.Future[str]) -> None:
-        with contextlib.suppress(EngineError):
-            await self._remove(await creating)
 
     async def drain(self, grace: float) -> None:
         """Gives calls in flight `grace` seconds, then stops the rest (answered 503)."""

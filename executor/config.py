@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # Container hardening that is not per route.
     pids_limit: int = 256
 
+    # Hot containers (`http-stream`): where their iofs directories live on the host (kept
+    # short: a unix socket path has at most 107 bytes; default /tmp/exr-<group>), and how
+    # long one may take to create its socket.
+    iofs_dir: Path | None = None
+    hot_start_timeout: float = 10.0
+
     # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing
     # the containers left may take.
     shutdown_grace: float = 10.0

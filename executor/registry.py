@@ -8,8 +8,9 @@ are dict reads.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ulid import ULID
 
@@ -29,6 +30,17 @@ from executor.models import (
 )
 from executor.store.sqlite import Store
 
+log = logging.getLogger(__name__)
+
+
+class RouteWatcher(Protocol):
+    """Told of every route change once the store holds it (the hot pools)."""
+
+    def sync(self, app: App, route: Route, image: ImageInfo) -> None: ...
+
+    def remove(self, app_name: str, path: str) -> None: ...
+
+
 # Merged key by key on PATCH; a key set to "" (or null) is removed (as IronFunctions).
 MERGED_MAPS = ("config", "headers")
 
@@ -46,6 +58,51 @@ class Registry:
         self._routes: dict[tuple[str, str], Route] = {}
         self._images: dict[str, ImageInfo] = {}
         self._lock = asyncio.Lock()
+        self._watchers: list[RouteWatcher] = []
+
+    def watch(self, watcher: RouteWatcher) -> None:
+        self._watchers.append(watcher)
+
+    async def announce_all(self) -> None:
+        """Tells the watchers of every route (at start-up, once the engine answers)."""
+        for route in list(self._routes.values()):
+            await self._announce(route)
+
+    async def refresh_images(self) -> None:
+        """An image was tagged, built or removed: routes whose image ID changed are told
+        (a rebuilt tag drains their pools)."""
+        for ref, known in list(self._images.items()):
+            try:
+                info = await self._engine.image(ref)
+            except EngineUnreachable:
+                return
+            if info is None:
+                self._images.pop(ref, None)
+            elif info != known:
+                self._images[ref] = info
+                for route in list(self._routes.values()):
+                    if route.image == ref:
+                        await self._announce(route)
+
+    async def _announce(self, route: Route) -> None:
+        if not self._watchers:
+            return
+        try:
+            image = await self.image(route.image)
+        except EngineUnreachable:
+            image = None
+        if image is None:
+            log.warning(
+                "route %s%s: image %r not on the engine", route.app_name, route.path, route.image
+            )
+            return
+        app = self._apps[route.app_name]
+        for watcher in self._watchers:
+            watcher.sync(app, route, image)
+
+    def _announce_removed(self, app_name: str, path: str) -> None:
+        for watcher in self._watchers:
+            watcher.remove(app_name, path)
 
     async def load(self) -> None:
         self._apps = {app.name: app for app in await self._store.apps()}
@@ -114,6 +171,9 @@ class Registry:
             )
             await self._store.save_app(app)
             self._apps[name] = app
+            for (app_name, _), route in list(self._routes.items()):
+                if app_name == name:
+                    await self._announce(route)  # app config is part of a pool's key
             return app
 
     async def delete_app(self, name: str, force: bool = False) -> None:
@@ -128,6 +188,7 @@ class Registry:
             await self._store.delete_app(name)
             for key in routes:
                 del self._routes[key]
+                self._announce_removed(*key)
             del self._apps[name]
 
     # -- routes -------------------------------------------------------------------------
@@ -166,11 +227,9 @@ class Registry:
             self.route(app_name, path)
             await self._store.delete_route(app_name, path)
             del self._routes[(app_name, path)]
+            self._announce_removed(app_name, path)
 
     async def _save_route(self, app_name: str, spec: RouteSpec, current: Route | None) -> Route:
-        if spec.format == "http-stream":
-            # Until hot pools land, a route that could never be served is refused.
-            raise InvalidInput("route.format: 'http-stream' is not available yet")
         await self._require_image(spec.image)
         if app_name not in self._apps:
             # As IronFunctions: a route saved under a missing app creates the app.
@@ -185,6 +244,7 @@ class Registry:
         )
         await self._store.save_route(route)
         self._routes[(app_name, route.path)] = route
+        await self._announce(route)
         return route
 
     async def _require_image(self, ref: str) -> None:

@@ -9,6 +9,7 @@ from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
 from executor.invoker import Invoker
 from executor.pool.events import ContainerEvents
+from executor.pool.pools import HotPools
 from executor.registry import Registry
 from executor.store.sqlite import Store
 
@@ -19,3 +20,4 @@ EVENTS = web.AppKey("events", ContainerEvents)
 IDENTITY = web.AppKey("identity", Identity)
 REGISTRY = web.AppKey("registry", Registry)
 INVOKER = web.AppKey("invoker", Invoker)
+POOLS = web.AppKey("pools", HotPools)

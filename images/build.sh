@@ -81,10 +81,33 @@ build_python() {
   rm -rf "$root"
 }
 
+# Python packages for images are installed on the host and copied in (no pip, no registry
+# in the image). The Fn Project's Python FDK needs only httptools at run time.
+FDK_PACKAGES=(fdk==0.1.128 httptools==0.9.0)
+fdk_site() {
+  local site=.cache/fdk-site
+  if [ ! -f "$site/.done" ]; then
+    rm -rf "$site"
+    "${PYTHON_HOST:-python3}" -m pip install -q --no-deps --no-compile --target "$site" \
+      --python-version 3.11 --only-binary=:all: "${FDK_PACKAGES[@]}" >&2
+    touch "$site/.done"
+  fi
+  echo "$site"
+}
+
 # function_image NAME DIR [BASE]: a function whose Dockerfile takes its base as ARG BASE.
+# A "# with: PATH" line in the Dockerfile copies PATH (a repo file) into the build
+# context; "# with: fdk" copies the FDK's packages in as python/.
 function_image() {
   local name=$1 dir=$2 base=${3:-$BUSYBOX}
-  docker build -q --build-arg "BASE=$base" -t "$name" "$dir"
+  local ctx; ctx=$(mktemp -d)
+  cp -r "$dir"/. "$ctx"/
+  local extra
+  for extra in $(sed -n 's/^# with: //p' "$dir/Dockerfile"); do
+    if [ "$extra" = fdk ]; then cp -r "$(fdk_site)" "$ctx/python"; else cp "$extra" "$ctx"/; fi
+  done
+  docker build -q --build-arg "BASE=$base" -t "$name" "$ctx"
+  rm -rf "$ctx"
 }
 
 ONLY=("$@")
@@ -92,6 +115,9 @@ echo "images:"
 image "$BUSYBOX" build_busybox
 image "$PYTHON" build_python
 image executor/hello:latest function_image executor/hello:latest examples/hello
+image executor/hello-stream:latest function_image executor/hello-stream:latest \
+  examples/hello-stream "$PYTHON"
+image executor/fdk-hello:latest function_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
 for dir in tests/functions/*/; do
   fn=$(basename "$dir")
   base=$BUSYBOX

@@ -10,7 +10,7 @@ from aiohttp import web
 from executor.api.errors import json_response
 from executor.errors import InvalidInput
 from executor.models import App, Route
-from executor.state import REGISTRY
+from executor.state import POOLS, REGISTRY
 
 ROUTE_URL = "/v1/apps/{app}/routes/{path:.+}"
 
@@ -57,26 +57,26 @@ async def delete_app(request: web.Request) -> web.Response:
 
 
 async def list_routes(request: web.Request) -> web.Response:
-    routes = [_route(r) for r in request.app[REGISTRY].routes(request.match_info["app"])]
+    routes = [_route(request, r) for r in request.app[REGISTRY].routes(request.match_info["app"])]
     return _answer("Successfully listed routes", routes=routes)
 
 
 async def create_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
     route = await request.app[REGISTRY].create_route(request.match_info["app"], payload)
-    return _answer("Route successfully created", 201, route=_route(route))
+    return _answer("Route successfully created", 201, route=_route(request, route))
 
 
 async def get_route(request: web.Request) -> web.Response:
     route = request.app[REGISTRY].route(request.match_info["app"], _path(request))
-    return _answer("Route successfully loaded", route=_route(route))
+    return _answer("Route successfully loaded", route=_route(request, route))
 
 
 async def update_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
     app, path = request.match_info["app"], _path(request)
     route = await request.app[REGISTRY].update_route(app, path, payload)
-    return _answer("Route successfully updated", route=_route(route))
+    return _answer("Route successfully updated", route=_route(request, route))
 
 
 async def put_route(request: web.Request) -> web.Response:
@@ -84,8 +84,8 @@ async def put_route(request: web.Request) -> web.Response:
     app, path = request.match_info["app"], _path(request)
     route, created = await request.app[REGISTRY].put_route(app, path, payload)
     if created:
-        return _answer("Route successfully created", 201, route=_route(route))
-    return _answer("Route successfully replaced", route=_route(route))
+        return _answer("Route successfully created", 201, route=_route(request, route))
+    return _answer("Route successfully replaced", route=_route(request, route))
 
 
 async def delete_route(request: web.Request) -> web.Response:
@@ -133,5 +133,8 @@ def _app(app: App) -> dict[str, Any]:
     return app.model_dump()
 
 
-def _route(route: Route) -> dict[str, Any]:
-    return route.model_dump()
+def _route(request: web.Request, route: Route) -> dict[str, Any]:
+    data = route.model_dump()
+    # Read-only: the hot pool's containers (null for `default` routes, which have none).
+    data["pool"] = request.app[POOLS].state(route.app_name, route.path)
+    return data

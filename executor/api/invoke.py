@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from executor.api.errors import error_response
-from executor.calls import Call
+from executor.calls import HOP_BY_HOP, Call
 from executor.errors import ExecutorError, PayloadTooLarge
 from executor.state import IDENTITY, INVOKER, REGISTRY, SETTINGS
 
-# Not passed to a function: they describe this hop only, or carry credentials.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "authorization",
-    }
-)
+log = logging.getLogger(__name__)
+
 DEFAULT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
@@ -32,8 +23,9 @@ def setup(app: web.Application) -> None:
     app.router.add_route("*", "/r/{app}/{path:.+}", invoke)
 
 
-async def invoke(request: web.Request) -> web.Response:
+async def invoke(request: web.Request) -> web.StreamResponse:
     arrived = asyncio.get_running_loop().time()  # the deadline counts from here
+    received = time.perf_counter()
     registry = request.app[REGISTRY]
     route = registry.route(request.match_info["app"], "/" + request.match_info["path"])
     body = await _read_body(request, request.app[SETTINGS].max_request_bytes)
@@ -45,19 +37,44 @@ async def invoke(request: web.Request) -> web.Response:
         headers=[(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP],
         body=body,
         arrived=arrived,
+        received=received,
     )
     try:
         result = await request.app[INVOKER].invoke(call)
     except ExecutorError as exc:
         return error_response(exc.status, exc.message, _call_headers(request, call))
-    response = web.Response(status=result.status, body=result.body)
+    if result.rest is None:
+        response = web.Response(status=result.status, body=result.body)
+    else:
+        response = web.StreamResponse(status=result.status)
     for name, value in result.headers:
         response.headers.add(name, value)
     if "Content-Type" not in response.headers:
         response.headers["Content-Type"] = DEFAULT_CONTENT_TYPE
     for name, value in _call_headers(request, call):
         response.headers[name] = value
+    if result.rest is not None:
+        await _stream(request, response, result.body, result.rest)
     return response
+
+
+async def _stream(
+    request: web.Request, response: web.StreamResponse, start: bytes, rest: AsyncIterator[bytes]
+) -> None:
+    """A large response, passed on as the function sends it. Once the head is sent a
+    failure cannot change the status: the connection is cut, so the caller sees a
+    truncated (incomplete chunked) body rather than a complete-looking one."""
+    await response.prepare(request)
+    try:
+        await response.write(start)
+        async for part in rest:
+            await response.write(part)
+    except ExecutorError as exc:
+        log.warning("response of call cut off: %s", exc.message)
+        if request.transport is not None:
+            request.transport.close()
+        return
+    await response.write_eof()
 
 
 def _call_headers(request: web.Request, call: Call) -> list[tuple[str, str]]:

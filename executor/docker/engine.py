@@ -9,6 +9,7 @@ default pool (100 connections) and the next `create` would wait forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -75,8 +76,11 @@ class DockerEngine:
         self.url = url
         self._api = aiodocker.Docker(url=url)
         self._streams = _unlimited_client(url)
+        self._cleanups: set[asyncio.Future] = set()
 
     async def close(self) -> None:
+        if self._cleanups:
+            await asyncio.wait(self._cleanups, timeout=10)
         await asyncio.gather(self._api.close(), self._streams.close(), return_exceptions=True)
 
     async def version(self) -> dict[str, Any]:
@@ -93,14 +97,33 @@ class DockerEngine:
         return ImageInfo(id=data["Id"], user=(data.get("Config") or {}).get("User") or "")
 
     async def create(self, config: dict[str, Any], name: str | None = None) -> str:
-        container = await _call(self._api.containers.create, config, name=name)
+        """Creates a container. Cancel-safe: if the caller stops waiting, the engine may
+        still create it, so it is removed once created rather than leaked."""
+        creating = asyncio.ensure_future(_call(self._api.containers.create, config, name=name))
+        try:
+            container = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            task = asyncio.ensure_future(self._remove_once_created(creating))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+            raise
         return container.id
 
-    async def attach(self, container_id: str) -> Stdio:
+    async def _remove_once_created(self, creating: asyncio.Future) -> None:
+        with contextlib.suppress(EngineError, asyncio.CancelledError):
+            await self.remove((await creating).id)
+
+    async def attach(self, container_id: str, stdin: bool = True) -> Stdio:
         # aiodocker's DockerContainer.attach() inspects the container first to learn
         # whether it has a TTY; ours never do, so skip that round trip.
         async def setup() -> tuple[URL, bytes | None, bool]:
-            query = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "detachKeys": ""}
+            query = {
+                "stdin": int(stdin),
+                "stdout": 1,
+                "stderr": 1,
+                "stream": 1,
+                "detachKeys": "",
+            }
             return URL(f"containers/{container_id}/attach").with_query(query), None, False
 
         stream = Stream(self._streams, setup, aiohttp.ClientTimeout())

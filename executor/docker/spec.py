@@ -5,8 +5,11 @@ Nothing here talks to Docker; everything here is unit tested.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from executor.docker.engine import ImageInfo
 from executor.models import App, Route
@@ -92,3 +95,44 @@ def cold_container(
         # Output is read through attach, so the engine need not store any of it.
         "HostConfig": host_config(route, pids_limit, log_driver="none"),
     }
+
+
+def hot_container(
+    *,
+    identity: Identity,
+    app: App,
+    route: Route,
+    image: ImageInfo,
+    env: dict[str, str],
+    pids_limit: int,
+) -> dict[str, Any]:
+    """An `http-stream` container, without its per-container iofs bind (`with_iofs`).
+
+    The image is its ID, not the tag: every container of a pool runs the same image, and
+    a rebuilt tag changes the body, hence the pool key.
+    """
+    return {
+        "Image": image.id,
+        "Env": [f"{k}={v}" for k, v in env.items()],
+        "Labels": labels(identity, app.name, route.path, "hot"),
+        "User": container_user(route, image),
+        "AttachStdin": False,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "OpenStdin": False,
+        "Tty": False,
+        # Output is read through attach, so the engine need not store any of it.
+        "HostConfig": host_config(route, pids_limit, log_driver="none"),
+    }
+
+
+def pool_key(body: dict[str, Any]) -> str:
+    """SPEC.md "Pool identity": the hash of the container-create body."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def with_iofs(body: dict[str, Any], host_dir: str, mount: str) -> dict[str, Any]:
+    """The body with one container's iofs directory bind-mounted."""
+    host = dict(body["HostConfig"])
+    host["Binds"] = [f"{host_dir}:{mount}"]
+    return {**body, "HostConfig": host}

@@ -1,0 +1,202 @@
+"""The one persistent connection to a hot container's socket: HTTP/1.1, one call at a time.
+
+A bare asyncio protocol with llhttp (httptools) as the response parser: the request head
+is built once per call as bytes and written with the body, and the response is collected
+in the parser's callbacks. No client session, no per-call connection pool lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httptools
+
+# Past this much unread response body, reading from the container pauses until the
+# caller's side takes it (a slow caller must not make the executor buffer a flood).
+HIGH_WATER = 1024 * 1024
+
+
+class ConnectionBroken(Exception):
+    """The container closed the connection or sent something that is not HTTP."""
+
+
+class Reply:
+    """A container's response to one call, filled in by the connection as bytes arrive."""
+
+    __slots__ = (
+        "_conn",
+        "_waiter",
+        "buffered",
+        "chunks",
+        "complete",
+        "content_length",
+        "error",
+        "head_done",
+        "headers",
+        "size",
+        "status",
+    )
+
+    def __init__(self, conn: HotConnection) -> None:
+        self._conn = conn
+        self._waiter: asyncio.Future[None] | None = None
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length: int | None = None
+        self.head_done = False
+        self.chunks: list[bytes] = []
+        self.size = 0  # body bytes received so far
+        self.buffered = 0  # of which not yet taken by body_part
+        self.complete = False
+        self.error: Exception | None = None
+
+    async def head(self) -> None:
+        """Until the status and headers are in (raises ConnectionBroken)."""
+        while not self.head_done:
+            await self._wait()
+
+    async def body_part(self) -> bytes | None:
+        """The body received since the last part, or None once it is all read."""
+        while not self.chunks:
+            if self.complete:
+                return None
+            await self._wait()
+        data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        self.buffered = 0
+        self._conn._resume()
+        return data
+
+    async def _wait(self) -> None:
+        if self.error is not None:
+            raise self.error
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+        if self.error is not None:
+            raise self.error
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self.error is None and not self.complete:
+            self.error = error
+            self._wake()
+
+
+class HotConnection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._reply: Reply | None = None
+        self._paused = False
+        self.closed = False
+        self.reusable = True  # False after a response that asked to close
+
+    @property
+    def in_call(self) -> bool:
+        return self._reply is not None
+
+    @classmethod
+    async def open(cls, path: str) -> HotConnection:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_unix_connection(cls, path)
+        return conn
+
+    def send(self, head: bytes, body: bytes) -> Reply:
+        if self.closed or self._transport is None:
+            raise ConnectionBroken("connection to the container is closed")
+        reply = Reply(self)
+        self._reply = reply
+        self._transport.write(head + body if len(body) < 16384 else head)
+        if len(body) >= 16384:
+            self._transport.write(body)
+        return reply
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self._reply is None:
+            self._broken("the container sent data while no call was running")
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._broken(f"malformed response from the container: {exc}")
+        except httptools.HttpParserUpgrade:
+            self._broken("the container asked for a protocol upgrade")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        reply = self._reply
+        if reply is not None:
+            if reply.head_done and not reply.complete and reply.content_length is None:
+                # A body delimited by the end of the connection (no length, not chunked).
+                with contextlib.suppress(httptools.HttpParserError):
+                    self._parser.feed_data(b"")
+            reply._fail(ConnectionBroken("the container closed the connection"))
+
+    # -- httptools callbacks ---------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._reply is not None
+        self._reply.headers.append((name, value))
+        if name.lower() == b"content-length":
+            with contextlib.suppress(ValueError):
+                self._reply.content_length = int(value)
+
+    def on_headers_complete(self) -> None:
+        reply = self._reply
+        assert reply is not None
+        reply.status = self._parser.get_status_code()
+        reply.head_done = True
+        self.reusable = self._parser.should_keep_alive()
+        reply._wake()
+
+    def on_body(self, body: bytes) -> None:
+        reply = self._reply
+        assert reply is not None
+        reply.chunks.append(body)
+        reply.size += len(body)
+        reply.buffered += len(body)
+        if reply.buffered > HIGH_WATER and not self._paused:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._paused = True
+        reply._wake()
+
+    def on_message_complete(self) -> None:
+        reply = self._reply
+        assert reply is not None
+        reply.complete = True
+        self._reply = None
+        reply._wake()
+        if not self.reusable:
+            self.close()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        if self._paused and self._transport is not None and not self.closed:
+            self._paused = False
+            self._transport.resume_reading()
+
+    def _broken(self, message: str) -> None:
+        reply = self._reply
+        self.close()
+        if reply is not None:
+            reply._fail(ConnectionBroken(message))

@@ -1,0 +1,481 @@
+"""A route's hot pool: `http-stream` containers started ahead of calls and kept between them.
+
+The IO driver of `PoolPolicy`: it tells the policy what happened (a call arrived, a
+container became ready, finished a call, died) and carries out what the policy answers.
+Starting, replacing and removing containers run in background tasks; a call's path only
+takes a container (a list pop when one is idle), sends its request on the container's
+persistent connection and reads the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from executor.calls import Call, Response
+from executor.config import Settings
+from executor.docker import spec
+from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, Stdio
+from executor.errors import CallTimeout, ExecutorError, FunctionFailed, ServiceUnavailable
+from executor.formats import http_stream
+from executor.models import App, Route
+from executor.pool.connection import ConnectionBroken, HotConnection, Reply
+from executor.pool.events import ContainerEvents
+from executor.pool.policy import Assignment, Limits, PoolPolicy
+from executor.pool.readiness import SocketWatcher
+
+log = logging.getLogger(__name__)
+
+# Responses up to this size are answered in one piece; past it the rest is streamed.
+STREAM_AFTER = 256 * 1024
+# The end of a container's output kept to explain a failed start.
+OUTPUT_TAIL = 2048
+# After a broken connection, how long to wait for the engine's word on why (OOM, exit).
+DEATH_NOTICE = 1.0
+
+
+class PoolRetired(Exception):
+    """The pool was drained (route changed or deleted): the call tries the route's new pool."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolContext:
+    """What every pool of this executor shares."""
+
+    engine: DockerEngine
+    events: ContainerEvents
+    watcher: SocketWatcher
+    identity: spec.Identity
+    settings: Settings
+    iofs_root: Path
+    # Runs a coroutine as a background task owned by the executor (closed at shutdown).
+    spawn: Callable[[Any], asyncio.Task]
+
+
+@dataclass(eq=False, slots=True)
+class HotContainer:
+    key: str
+    directory: Path
+    created: float
+    docker_id: str | None = None
+    conn: HotConnection | None = None
+    stdio: Stdio | None = None
+    exited: asyncio.Future[int] | None = None
+    output: bytearray = field(default_factory=bytearray)
+    starter: asyncio.Task | None = None
+    gone: bool = False
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.directory / http_stream.SOCKET_NAME)
+
+    def tail(self) -> str:
+        text = bytes(self.output[-OUTPUT_TAIL:]).decode("utf-8", "replace").strip()
+        return text or "(no output)"
+
+
+class HotPool:
+    def __init__(
+        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
+    ) -> None:
+        self._ctx = ctx
+        self._loop = asyncio.get_running_loop()
+        self.app = app
+        self.route = route
+        self.key = key
+        self._body = body
+        self._policy: PoolPolicy[asyncio.Future] = PoolPolicy(_limits(route), self._loop.time)
+        self._containers: dict[str, HotContainer] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_start_error: ExecutorError | None = None
+        self.retired = False
+        self.empty = asyncio.Event()
+
+    # -- the call path -------------------------------------------------------------------
+
+    async def call(self, call: Call) -> Response:
+        if self.retired:
+            raise PoolRetired
+        if self._policy.should_fail_fast() and self._last_start_error is not None:
+            raise self._last_start_error
+        waiter: asyncio.Future = self._loop.create_future()
+        key = self._policy.acquire(waiter)
+        if key is not None:
+            call.start = "warm"
+            call.assigned = time.perf_counter()
+        else:
+            self._reconcile()
+            try:
+                async with asyncio.timeout_at(call.deadline):
+                    key, warm, call.assigned = await waiter
+            except TimeoutError:
+                self._abandon(waiter)
+                raise self._wait_timed_out() from None
+            except asyncio.CancelledError:
+                self._abandon(waiter)
+                raise
+            call.start = "warm" if warm else "fresh"
+        container = self._containers[key]
+        call.container_id = container.docker_id
+        return await self._exchange(call, container)
+
+    async def _exchange(self, call: Call, c: HotContainer) -> Response:
+        head = http_stream.request_head(
+            call_id=call.id,
+            deadline=call.deadline_utc,
+            method=call.method,
+            url=call.url,
+            headers=call.headers,
+            content_length=len(call.body),
+        )
+        limit = self._ctx.settings.max_response_bytes
+        try:
+            assert c.conn is not None
+            reply = c.conn.send(head, call.body)
+            async with asyncio.timeout_at(call.deadline):
+                await reply.head()
+                answer = http_stream.interpret(reply.status, reply.headers)
+                if reply.content_length is not None and reply.content_length > limit:
+                    raise _too_large(limit)
+                parts: list[bytes] = []
+                while (part := await reply.body_part()) is not None:
+                    parts.append(part)
+                    if reply.size > limit:
+                        raise _too_large(limit)
+                    if reply.size >= STREAM_AFTER and not reply.complete:
+                        body = b"".join(parts)
+                        rest = self._stream_rest(call, c, reply, limit)
+                        return Response(answer.status, body, answer.headers, rest)
+        except TimeoutError:
+            self._discard(c, "call timed out")
+            raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
+        except ConnectionBroken as exc:
+            reason = await self._death_reason(c, exc)
+            self._discard(c, reason)
+            raise FunctionFailed(reason) from None
+        except http_stream.ProtocolError as exc:
+            self._discard(c, str(exc))
+            raise FunctionFailed(f"invalid response from the function: {exc}") from None
+        except FunctionFailed as exc:
+            self._discard(c, exc.message)
+            raise
+        except BaseException:
+            # The caller went away mid-call: the connection's state is unknown.
+            self._discard(c, "call abandoned")
+            raise
+        self._release(c)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if answer.outcome == "error":
+            raise FunctionFailed(_function_error(body))
+        if answer.outcome == "timeout":
+            raise CallTimeout(f"function timed out after {call.route.timeout} s")
+        return Response(answer.status, body, answer.headers)
+
+    async def _stream_rest(
+        self, call: Call, c: HotContainer, reply: Reply, limit: int
+    ) -> AsyncIterator[bytes]:
+        """The rest of a large response, read as the caller takes it; the container is
+        released once it is all read, and removed if the response is cut off."""
+        finished = False
+        try:
+            async with asyncio.timeout_at(call.deadline):
+                while (part := await reply.body_part()) is not None:
+                    if reply.size > limit:
+                        raise _too_large(limit)
+                    yield part
+            finished = True
+        except TimeoutError:
+            raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
+        except ConnectionBroken as exc:
+            raise FunctionFailed(await self._death_reason(c, exc)) from None
+        finally:
+            if finished:
+                self._release(c)
+            else:
+                self._discard(c, "response cut off")
+
+    def _abandon(self, waiter: asyncio.Future) -> None:
+        """A call stopped waiting: out of the queue, or, if a container was handed to it
+        just now, the container goes back."""
+        if self._policy.cancel(waiter):
+            return
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            key = waiter.result()[0]
+            container = self._containers.get(key)
+            if container is not None:
+                self._release(container)
+
+    def _wait_timed_out(self) -> ExecutorError:
+        if self._policy.count("starting"):
+            return CallTimeout("container initialization timed out")
+        return ServiceUnavailable("server too busy: no container was free before the deadline")
+
+    async def _death_reason(self, c: HotContainer, exc: Exception) -> str:
+        # The socket usually closes before the engine reports the exit: wait for it
+        # briefly, so an OOM kill is named as such (never guessed from status 137).
+        if c.exited is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(c.exited), DEATH_NOTICE)
+        if c.docker_id and self._ctx.events.was_oom_killed(c.docker_id):
+            return f"out of memory (limit {self.route.memory} MiB)"
+        if c.exited is not None and c.exited.done() and not c.exited.cancelled():
+            return f"function exited during the call: exit status {c.exited.result()}"
+        return f"function failed: {exc}"
+
+    # -- pool upkeep (never awaited by a call) -------------------------------------------
+
+    def update(self, app: App, route: Route) -> None:
+        """Fields that change in place: min_warm, max_containers, timeout, idle_timeout."""
+        self.app = app
+        self.route = route
+        self._policy.limits = _limits(route)
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        if self.retired:
+            return
+        for _ in range(self._policy.starts_wanted()):
+            key = secrets.token_hex(6)
+            container = HotContainer(key, self._ctx.iofs_root / key, self._loop.time())
+            self._containers[key] = container
+            self._policy.starting(key)
+            container.starter = self._ctx.spawn(self._start(container))
+        for key in self._policy.expired():
+            self._discard(self._containers[key], "idle timeout")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = self._policy.next_wakeup()
+        if when is not None and not self.retired:
+            self._timer = self._loop.call_at(when + 0.001, self._reconcile)
+
+    def _release(self, c: HotContainer) -> None:
+        if c.gone:
+            return
+        if self.retired or c.conn is None or c.conn.closed:
+            self._discard(c, "pool drained" if self.retired else "connection closed")
+            return
+        self._hand_over(self._policy.release(c.key))
+        self._reconcile()
+
+    def _hand_over(self, assignment: Assignment | None) -> None:
+        # A waiter already gone (timed out as it was served) passes the container on.
+        while assignment is not None and assignment.waiter.done():
+            assignment = self._policy.release(assignment.key)
+        if assignment is not None:
+            assignment.waiter.set_result((assignment.key, assignment.warm, time.perf_counter()))
+
+    async def _start(self, c: HotContainer) -> None:
+        ctx = self._ctx
+        ready: asyncio.Future[None] | None = None
+        try:
+            c.directory.mkdir()
+            os.chmod(c.directory, 0o777)  # explicit: mkdir's mode is cut by the umask
+            ready = ctx.watcher.ready(c.directory, http_stream.SOCKET_NAME)
+            body = spec.with_iofs(self._body, str(c.directory), http_stream.IOFS_MOUNT)
+            c.docker_id = await ctx.engine.create(body)
+            c.exited = ctx.events.expect_exit(c.docker_id)
+            c.exited.add_done_callback(lambda _: self._exited(c))
+            c.stdio = await ctx.engine.attach(c.docker_id, stdin=False)
+            ctx.spawn(self._read_output(c))
+            await ctx.engine.start(c.docker_id)
+            async with asyncio.timeout(ctx.settings.hot_start_timeout):
+                await asyncio.wait({ready, c.exited}, return_when=asyncio.FIRST_COMPLETED)
+                if not ready.done():
+                    await asyncio.sleep(0.05)  # the last output may trail the exit
+                    raise FunctionFailed(
+                        f"container exited before it was ready (exit status "
+                        f"{_status(c.exited)}): {c.tail()}"
+                    )
+                c.conn = await _connect(c.socket_path)
+        except TimeoutError:
+            self._start_failed(c, CallTimeout("container initialization timed out"))
+            return
+        except ExecutorError as exc:
+            self._start_failed(c, exc)
+            return
+        except EngineUnreachable as exc:
+            self._start_failed(c, ServiceUnavailable(exc.message))
+            return
+        except EngineError as exc:
+            self._start_failed(c, FunctionFailed(f"container could not be started: {exc}"))
+            return
+        except OSError as exc:
+            self._start_failed(c, FunctionFailed(f"container could not be reached: {exc}"))
+            return
+        except asyncio.CancelledError:
+            # Discarded while starting (drain, shutdown): remove what was made so far.
+            c.gone = True
+            self._policy.remove(c.key)
+            self._remove_later(c)
+            raise
+        finally:
+            if ready is not None:
+                ready.cancel()
+        if c.gone:
+            return
+        if self.retired:
+            self._discard(c, "pool drained")
+            return
+        self._hand_over(self._policy.ready(c.key))
+        self._reconcile()
+
+    def _start_failed(self, c: HotContainer, error: ExecutorError) -> None:
+        log.warning(
+            "hot container for %s%s failed to start: %s",
+            self.app.name,
+            self.route.path,
+            error.message,
+        )
+        self._last_start_error = error
+        c.gone = True  # the policy forgets it below, not as a removal
+        waiters = self._policy.start_failed(c.key)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._remove_later(c)
+        self._reconcile()
+
+    def _exited(self, c: HotContainer) -> None:
+        # A container that dies while idle is replaced; one dying mid-call is noticed by
+        # its call first (the connection breaks) and discarded there.
+        if c.conn is not None and not c.conn.in_call:
+            self._discard(c, f"exited (status {_status(c.exited)})")
+
+    async def _read_output(self, c: HotContainer) -> None:
+        # Read without pause: a container whose output is not read blocks on writing it.
+        with contextlib.suppress(EngineError):
+            assert c.stdio is not None
+            while (chunk := await c.stdio.read()) is not None:
+                c.output += chunk[1]
+                if len(c.output) > 2 * OUTPUT_TAIL:
+                    del c.output[:-OUTPUT_TAIL]
+
+    def _discard(self, c: HotContainer, reason: str) -> None:
+        """Takes the container out of the pool and removes it in the background."""
+        if c.gone:
+            return
+        log.debug("removing hot container %s (%s)", c.docker_id, reason)
+        c.gone = True
+        self._policy.remove(c.key)
+        if c.starter is not None and not c.starter.done():
+            c.starter.cancel()  # the start removes what it made
+        else:
+            self._remove_later(c)
+        self._reconcile()
+
+    def _remove_later(self, c: HotContainer) -> None:
+        if c.conn is not None:
+            c.conn.close()
+        self._ctx.spawn(self._remove(c))
+
+    async def _remove(self, c: HotContainer) -> None:
+        try:
+            if c.docker_id is not None:
+                self._ctx.events.forget(c.docker_id)
+                try:
+                    await self._ctx.engine.remove(c.docker_id)
+                except EngineError as exc:
+                    log.warning("could not remove container %s: %s", c.docker_id, exc.message)
+            if c.stdio is not None:
+                await c.stdio.close()
+        finally:
+            shutil.rmtree(c.directory, ignore_errors=True)
+            self._containers.pop(c.key, None)
+            if not self._containers:
+                self.empty.set()
+
+    # -- drain and state -----------------------------------------------------------------
+
+    def retire(self) -> None:
+        """Stops taking calls: waiting calls move to the route's new pool (or fail when
+        there is none), idle containers go now, busy ones when their call ends."""
+        if self.retired:
+            return
+        self.retired = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for waiter in self._policy.drain_queue():
+            if not waiter.done():
+                waiter.set_exception(PoolRetired())
+        for key in self._policy.take_idle():
+            c = self._containers[key]
+            c.gone = True
+            self._remove_later(c)
+        for slot in self._policy.slots():
+            if slot.state == "starting":
+                self._discard(self._containers[slot.key], "pool drained")
+        if not self._containers:
+            self.empty.set()
+
+    def remove_all(self) -> None:
+        """Removes every container now, busy ones included (the end of a shutdown)."""
+        self.retire()
+        for c in list(self._containers.values()):
+            if not c.gone:
+                self._discard(c, "shutting down")
+
+    def state(self) -> dict[str, Any]:
+        now = self._loop.time()
+        containers = []
+        for slot in self._policy.slots():
+            c = self._containers.get(slot.key)
+            containers.append(
+                {
+                    "id": (c.docker_id or "")[:12] if c else "",
+                    "state": slot.state,
+                    "age": round(now - slot.created, 3),
+                    "calls": slot.calls,
+                }
+            )
+        return {
+            "idle": self._policy.count("idle"),
+            "busy": self._policy.count("busy"),
+            "starting": self._policy.count("starting"),
+            "waiting": self._policy.waiting,
+            "containers": containers,
+        }
+
+
+def _limits(route: Route) -> Limits:
+    return Limits(route.min_warm, route.max_containers, float(route.idle_timeout))
+
+
+def _status(exited: asyncio.Future[int] | None) -> str:
+    if exited is None or not exited.done() or exited.cancelled():
+        return "unknown"
+    return str(exited.result())
+
+
+def _too_large(limit: int) -> FunctionFailed:
+    return FunctionFailed(f"response too large (limit {limit} bytes)")
+
+
+def _function_error(body: bytes) -> str:
+    text = body[:500].decode("utf-8", "replace").strip()
+    return f"function error: {text}" if text else "function error"
+
+
+async def _connect(path: str) -> HotConnection:
+    # A server that binds the socket's own name (no FDK symlink) may not listen yet.
+    for _ in range(100):
+        try:
+            return await HotConnection.open(path)
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise
+            await asyncio.sleep(0.01)
+    return await HotConnection.open(path)

@@ -1,0 +1,234 @@
+"""The hot-pool policy of one route: which container a call gets, when to start one, when an
+idle one expires, how failing starts back off.
+
+Pure and deterministic: no Docker, no sockets, no asyncio. Time comes from an injected
+clock, containers and waiting calls are opaque keys, and every decision is a return value,
+so the [bench] simulator can replay a day of calls through it in simulated time. The IO
+driver (`HotPool`) tells it what happened and carries out what it answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+W = TypeVar("W", bound=Hashable)  # a waiting call
+
+SlotState = Literal["starting", "idle", "busy"]
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    min_warm: int
+    max_containers: int
+    idle_timeout: float
+
+
+@dataclass(slots=True)
+class Slot:
+    key: str
+    state: SlotState
+    created: float
+    last_used: float
+    calls: int = 0
+
+
+@dataclass(slots=True)
+class Assignment(Generic[W]):
+    waiter: W
+    key: str
+    # True when the container was ready before the call was assigned to it.
+    warm: bool
+
+
+@dataclass(slots=True)
+class _Queue(Generic[W]):
+    # dicts as ordered sets: first come, first served, O(1) removal of a given waiter.
+    urgent: dict[W, None] = field(default_factory=dict)  # sync calls
+    later: dict[W, None] = field(default_factory=dict)  # async calls
+
+    def __len__(self) -> int:
+        return len(self.urgent) + len(self.later)
+
+    def pop(self) -> W | None:
+        for queue in (self.urgent, self.later):
+            if queue:
+                waiter = next(iter(queue))
+                del queue[waiter]
+                return waiter
+        return None
+
+
+class PoolPolicy(Generic[W]):
+    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._slots: dict[str, Slot] = {}
+        # Idle containers, least recently used first: calls take from the end (most
+        # recently used, so the rest can expire), expiry takes from the front.
+        self._idle: list[str] = []
+        self._queue: _Queue[W] = _Queue()
+        self._failures = 0
+        self._backoff_until = 0.0
+
+    # -- what the pool holds -------------------------------------------------------------
+
+    def slots(self) -> list[Slot]:
+        return list(self._slots.values())
+
+    def count(self, state: SlotState) -> int:
+        if state == "idle":
+            return len(self._idle)
+        return sum(1 for s in self._slots.values() if s.state == state)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    @property
+    def size(self) -> int:
+        return len(self._slots)
+
+    def backing_off(self) -> bool:
+        return self._clock() < self._backoff_until
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def acquire(self, waiter: W, urgent: bool = True) -> str | None:
+        """An idle container for the call (most recently used first), or None: the call is
+        queued, first come first served, sync (`urgent`) calls before async ones."""
+        if self._idle and not self._queue:
+            key = self._idle.pop()
+            self._use(key)
+            return key
+        (self._queue.urgent if urgent else self._queue.later)[waiter] = None
+        return None
+
+    def cancel(self, waiter: W) -> bool:
+        """The call stopped waiting (deadline, caller gone); True if it was still queued."""
+        for queue in (self._queue.urgent, self._queue.later):
+            if waiter in queue:
+                del queue[waiter]
+                return True
+        return False
+
+    def drain_queue(self) -> list[W]:
+        """Every waiting call, in order, taken out of the queue."""
+        waiters = [*self._queue.urgent, *self._queue.later]
+        self._queue = _Queue()
+        return waiters
+
+    def should_fail_fast(self) -> bool:
+        """No container at all and starts are backing off after failures: a new call would
+        only wait for a start that is likely to fail too."""
+        return not self._slots and self.backing_off()
+
+    # -- containers ----------------------------------------------------------------------
+
+    def starts_wanted(self) -> int:
+        """How many containers to start now: up to `min_warm`, plus one for each waiting
+        call that no starting container will serve, never past `max_containers`."""
+        if self.backing_off():
+            return 0
+        total = len(self._slots)
+        uncovered = len(self._queue) - self.count("starting")
+        need = max(self.limits.min_warm - total, uncovered, 0)
+        return max(min(need, self.limits.max_containers - total), 0)
+
+    def starting(self, key: str) -> None:
+        now = self._clock()
+        self._slots[key] = Slot(key, "starting", created=now, last_used=now)
+
+    def ready(self, key: str) -> Assignment[W] | None:
+        """A container became ready: it serves the first waiting call (a fresh start),
+        else it goes idle."""
+        self._failures = 0
+        self._backoff_until = 0.0
+        waiter = self._queue.pop()
+        if waiter is None:
+            self._go_idle(key)
+            return None
+        self._use(key)
+        return Assignment(waiter, key, warm=False)
+
+    def start_failed(self, key: str) -> list[W]:
+        """A start failed (exited before ready, timed out, engine error). Starts back off,
+        doubling per consecutive failure. When no container is left to serve them, the
+        waiting calls are returned: they get the failure instead of waiting for nothing."""
+        self._slots.pop(key, None)
+        self._failures += 1
+        delay = min(BACKOFF_FIRST * 2 ** (self._failures - 1), BACKOFF_MAX)
+        self._backoff_until = self._clock() + delay
+        if self._slots:
+            return []
+        return self.drain_queue()
+
+    def release(self, key: str) -> Assignment[W] | None:
+        """A call finished and its container is fine: it serves the first waiting call
+        (warm: it was ready before that call got it), else it goes idle."""
+        if key not in self._slots:
+            return None
+        waiter = self._queue.pop()
+        if waiter is None:
+            self._go_idle(key)
+            return None
+        self._use(key)
+        return Assignment(waiter, key, warm=True)
+
+    def remove(self, key: str) -> None:
+        """A container is gone or going (died, broke the protocol, timed out, retired)."""
+        slot = self._slots.pop(key, None)
+        if slot is not None and slot.state == "idle":
+            self._idle.remove(key)
+
+    def take_idle(self) -> list[str]:
+        """Every idle container, taken out of the pool (a drain or a shutdown)."""
+        keys, self._idle = self._idle, []
+        for key in keys:
+            del self._slots[key]
+        return keys
+
+    def expired(self) -> list[str]:
+        """Idle containers above `min_warm` unused for `idle_timeout`, least recently used
+        first; they are taken out of the pool and the caller removes them."""
+        now = self._clock()
+        out: list[str] = []
+        while (
+            self._idle
+            and len(self._slots) > self.limits.min_warm
+            and now - self._slots[self._idle[0]].last_used >= self.limits.idle_timeout
+        ):
+            key = self._idle.pop(0)
+            del self._slots[key]
+            out.append(key)
+        return out
+
+    def next_wakeup(self) -> float | None:
+        """When the driver should look again (an idle expiry, or the end of a backoff
+        with starts still wanted); None when nothing is due."""
+        times: list[float] = []
+        if self._idle and len(self._slots) > self.limits.min_warm:
+            times.append(self._slots[self._idle[0]].last_used + self.limits.idle_timeout)
+        if self.backing_off():
+            total = len(self._slots)
+            if total < self.limits.min_warm or len(self._queue) > self.count("starting"):
+                times.append(self._backoff_until)
+        return min(times) if times else None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _use(self, key: str) -> None:
+        slot = self._slots[key]
+        slot.state = "busy"
+        slot.calls += 1
+        slot.last_used = self._clock()
+
+    def _go_idle(self, key: str) -> None:
+        slot = self._slots[key]
+        slot.state = "idle"
+        slot.last_used = self._clock()
+        self._idle.append(key)

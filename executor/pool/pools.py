@@ -1,0 +1,170 @@
+"""Every route's hot pool: created, re-keyed, drained and removed as routes change.
+
+A route's pool is keyed by the hash of its container-create body (SPEC.md "Pool
+identity"). A change of that body (image ID, memory, config, ...) retires the old pool
+(calls in flight finish there) and opens a new one; min_warm, max_containers, timeout and
+idle_timeout change in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from executor.calls import Call, Response
+from executor.config import Settings
+from executor.docker import spec
+from executor.docker.engine import DockerEngine, ImageInfo
+from executor.errors import ServiceUnavailable
+from executor.formats import http_stream
+from executor.models import App, Route
+from executor.pool.events import ContainerEvents
+from executor.pool.hot import HotPool, PoolContext, PoolRetired
+from executor.pool.readiness import SocketWatcher
+
+log = logging.getLogger(__name__)
+
+
+def iofs_root(settings: Settings, group: str) -> Path:
+    # Short on purpose: <root>/<12 hex>/lsnr.sock must stay under the 107-byte limit.
+    return settings.iofs_dir or Path(f"/tmp/exr-{group[-8:]}")
+
+
+class HotPools:
+    def __init__(
+        self,
+        engine: DockerEngine,
+        events: ContainerEvents,
+        identity: spec.Identity,
+        settings: Settings,
+    ) -> None:
+        self._settings = settings
+        self._identity = identity
+        self._tasks: set[asyncio.Task] = set()
+        root = iofs_root(settings, identity.group)
+        # This group's directories: nothing else uses them while we hold the store lock.
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o755)
+        self._ctx = PoolContext(
+            engine=engine,
+            events=events,
+            watcher=SocketWatcher(),
+            identity=identity,
+            settings=settings,
+            iofs_root=root,
+            spawn=self._spawn,
+        )
+        self._pools: dict[tuple[str, str], HotPool] = {}
+        self._retired: set[HotPool] = set()
+        self._closing = False
+
+    # -- routes --------------------------------------------------------------------------
+
+    def sync(self, app: App, route: Route, image: ImageInfo) -> None:
+        """The route was saved (or its app, or its image changed): keep, update or replace
+        its pool."""
+        where = (app.name, route.path)
+        if route.format != "http-stream":
+            self.remove(*where)
+            return
+        env = http_stream.environment(app, route)
+        body = spec.hot_container(
+            identity=self._identity,
+            app=app,
+            route=route,
+            image=image,
+            env=env,
+            pids_limit=self._settings.pids_limit,
+        )
+        key = spec.pool_key(body)
+        current = self._pools.get(where)
+        if current is not None and current.key == key:
+            current.update(app, route)
+            return
+        if self._closing:
+            return
+        pool = HotPool(self._ctx, app, route, body, key)
+        self._pools[where] = pool
+        if current is not None:
+            log.info("route %s%s changed: draining its pool", app.name, route.path)
+            self._retire(current)
+        pool.update(app, route)  # starts min_warm
+
+    def remove(self, app_name: str, path: str) -> None:
+        pool = self._pools.pop((app_name, path), None)
+        if pool is not None:
+            self._retire(pool)
+
+    def pool(self, app_name: str, path: str) -> HotPool | None:
+        return self._pools.get((app_name, path))
+
+    def state(self, app_name: str, path: str) -> dict[str, Any] | None:
+        pool = self._pools.get((app_name, path))
+        return pool.state() if pool is not None else None
+
+    def routes(self) -> list[HotPool]:
+        return list(self._pools.values())
+
+    # -- calls ---------------------------------------------------------------------------
+
+    async def call(self, call: Call, pool: HotPool) -> Response:
+        while True:
+            try:
+                return await pool.call(call)
+            except PoolRetired:
+                # Drained while the call waited: it moves to the route's new pool.
+                latest = self._pools.get((call.app.name, call.route.path))
+                if latest is None or latest is pool:
+                    raise ServiceUnavailable("route removed while the call waited") from None
+                pool = latest
+
+    # -- background tasks and shutdown ---------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _retire(self, pool: HotPool) -> None:
+        pool.retire()
+        if not pool.empty.is_set():
+            self._retired.add(pool)
+            self._spawn(self._forget_when_empty(pool))
+
+    async def _forget_when_empty(self, pool: HotPool) -> None:
+        await pool.empty.wait()
+        self._retired.discard(pool)
+
+    async def drain(self, grace: float) -> None:
+        """Stops taking calls; calls in flight get `grace` seconds to finish."""
+        self._closing = True
+        pools = [*self._pools.values(), *self._retired]
+        for pool in pools:
+            pool.retire()
+        waits = [asyncio.ensure_future(p.empty.wait()) for p in pools]
+        if waits:
+            await asyncio.wait(waits, timeout=grace)
+        for wait in waits:
+            wait.cancel()
+
+    async def close(self) -> None:
+        """Removes every container (busy ones too) and waits, bounded, until they are gone."""
+        self._closing = True
+        for pool in [*self._pools.values(), *self._retired]:
+            pool.remove_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.shutdown_grace
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        for task in list(self._tasks):
+            task.cancel()
+        self._ctx.watcher.close()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self._ctx.iofs_root)
