@@ -81,31 +81,32 @@ build_python() {
   rm -rf "$root"
 }
 
-# Python packages for images are installed on the host and copied in (no pip, no registry
-# in the image). The Fn Project's Python FDK needs only httptools at run time.
-FDK_PACKAGES=(fdk==0.1.128 httptools==0.9.0)
-fdk_site() {
-  local site=.cache/fdk-site
+# Python packages for an image are installed on the host (pip install --target, for the
+# base's Python 3.11) and copied in: no pip and no registry are needed in the image.
+# site_packages ARGS...: a cached folder of those packages (the same ARGS reuse it).
+site_packages() {
+  local site; site=.cache/site-$(printf '%s' "$*" | sha256sum | cut -c1-12)
   if [ ! -f "$site/.done" ]; then
     rm -rf "$site"
-    "${PYTHON_HOST:-python3}" -m pip install -q --no-deps --no-compile --target "$site" \
-      --python-version 3.11 --only-binary=:all: "${FDK_PACKAGES[@]}" >&2
+    "${PYTHON_HOST:-python3}" -m pip install -q --no-compile --target "$site" \
+      --python-version 3.11 --only-binary=:all: "$@" >&2
     touch "$site/.done"
   fi
   echo "$site"
 }
 
 # function_image NAME DIR [BASE]: a function whose Dockerfile takes its base as ARG BASE.
-# A "# with: PATH" line in the Dockerfile copies PATH (a repo file) into the build
-# context; "# with: fdk" copies the FDK's packages in as python/.
+# In its Dockerfile, "# with: PATH" copies a repository file into the build context, and
+# "# pip: ARGS" installs those packages into python/ there.
 function_image() {
   local name=$1 dir=$2 base=${3:-$BUSYBOX}
   local ctx; ctx=$(mktemp -d)
   cp -r "$dir"/. "$ctx"/
-  local extra
-  for extra in $(sed -n 's/^# with: //p' "$dir/Dockerfile"); do
-    if [ "$extra" = fdk ]; then cp -r "$(fdk_site)" "$ctx/python"; else cp "$extra" "$ctx"/; fi
-  done
+  local extra pip
+  for extra in $(sed -n 's/^# with: //p' "$dir/Dockerfile"); do cp "$extra" "$ctx"/; done
+  pip=$(sed -n 's/^# pip: //p' "$dir/Dockerfile")
+  # shellcheck disable=SC2086  # the pip line is a list of arguments
+  [ -z "$pip" ] || cp -r "$(site_packages $pip)" "$ctx/python"
   docker build -q --build-arg "BASE=$base" -t "$name" "$ctx"
   rm -rf "$ctx"
 }
@@ -118,9 +119,12 @@ image executor/hello:latest function_image executor/hello:latest examples/hello
 image executor/hello-stream:latest function_image executor/hello-stream:latest \
   examples/hello-stream "$PYTHON"
 image executor/fdk-hello:latest function_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
-for dir in tests/functions/*/; do
+# Test functions are executor-test/<dir>, benchmark functions executor-bench/<dir>.
+for dir in tests/functions/*/ benchmarks/functions/*/; do
   fn=$(basename "$dir")
+  prefix=executor-test
+  [ "${dir%%/*}" = benchmarks ] && prefix=executor-bench
   base=$BUSYBOX
   grep -q '^# base: python3' "$dir/Dockerfile" && base=$PYTHON
-  image "executor-test/$fn:latest" function_image "executor-test/$fn:latest" "$dir" "$base"
+  image "$prefix/$fn:latest" function_image "$prefix/$fn:latest" "$dir" "$base"
 done

@@ -7,7 +7,7 @@ import json
 from fdk import response
 
 
-def handler(ctx, data: io.BytesIO = None):
+def handler(ctx, data: io.BytesIO | None = None):
     try:
         name = json.loads(data.getvalue() or b"{}").get("name") or "World"
     except (ValueError, AttributeError):

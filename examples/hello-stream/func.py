@@ -1,9 +1,13 @@
-"""Format `http-stream`: a hot function. Reads {"name": "..."} (or nothing) and answers
-"Hello <name>!"; the container stays up between calls."""
+"""A Python hello in both formats, so the same logic can be measured hot and cold.
+
+`http-stream` (FN_FORMAT=http-stream): a hot function; the container stays up between
+calls. `default`: the request body on stdin, the answer on stdout, one container per call.
+Reads {"name": "..."} (or nothing) and answers "Hello <name>!".
+"""
 
 import json
-
-from fnserve import serve
+import os
+import sys
 
 
 def hello(headers, body):
@@ -15,4 +19,9 @@ def hello(headers, body):
 
 
 if __name__ == "__main__":
-    serve(hello)
+    if os.environ.get("FN_FORMAT") == "http-stream":
+        from fnserve import serve
+
+        serve(hello)
+    else:
+        sys.stdout.buffer.write(hello({}, sys.stdin.buffer.read())[2])

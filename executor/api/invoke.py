@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -66,9 +67,10 @@ async def _stream(
     truncated (incomplete chunked) body rather than a complete-looking one."""
     await response.prepare(request)
     try:
-        await response.write(start)
-        async for part in rest:
-            await response.write(part)
+        async with contextlib.aclosing(rest):
+            await response.write(start)
+            async for part in rest:
+                await response.write(part)
     except ExecutorError as exc:
         log.warning("response of call cut off: %s", exc.message)
         if request.transport is not None:
@@ -88,8 +90,10 @@ def _call_headers(request: web.Request, call: Call) -> list[tuple[str, str]]:
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to pass the limit."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
+        return await request.read()  # within the limit, read in one piece
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):

@@ -21,11 +21,16 @@ class ConnectionBroken(Exception):
     """The container closed the connection or sent something that is not HTTP."""
 
 
+class ReplyTimeout(Exception):
+    """The call's deadline passed before the container had answered."""
+
+
 class Reply:
     """A container's response to one call, filled in by the connection as bytes arrive."""
 
     __slots__ = (
         "_conn",
+        "_timer",
         "_waiter",
         "buffered",
         "chunks",
@@ -41,6 +46,7 @@ class Reply:
     def __init__(self, conn: HotConnection) -> None:
         self._conn = conn
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.content_length: int | None = None
@@ -50,6 +56,23 @@ class Reply:
         self.buffered = 0  # of which not yet taken by body_part
         self.complete = False
         self.error: Exception | None = None
+
+    def expire_at(self, deadline: float) -> None:
+        """Fails the reply with ReplyTimeout at `deadline` (loop time) unless it is all
+        read by then: one timer handle, cheaper than an asyncio.timeout scope per call."""
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def finish(self) -> None:
+        """Stops the deadline's timer (the reply is read, or abandoned)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self.complete:
+            self.error = ReplyTimeout()
+            self._wake()
 
     async def head(self) -> None:
         """Until the status and headers are in (raises ConnectionBroken)."""

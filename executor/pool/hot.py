@@ -29,7 +29,7 @@ from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable,
 from executor.errors import CallTimeout, ExecutorError, FunctionFailed, ServiceUnavailable
 from executor.formats import http_stream
 from executor.models import App, Route
-from executor.pool.connection import ConnectionBroken, HotConnection, Reply
+from executor.pool.connection import ConnectionBroken, HotConnection, Reply, ReplyTimeout
 from executor.pool.events import ContainerEvents
 from executor.pool.policy import Assignment, Limits, PoolPolicy
 from executor.pool.readiness import SocketWatcher
@@ -139,40 +139,29 @@ class HotPool:
             content_length=len(call.body),
         )
         limit = self._ctx.settings.max_response_bytes
+        reply: Reply | None = None
         try:
             assert c.conn is not None
             reply = c.conn.send(head, call.body)
-            async with asyncio.timeout_at(call.deadline):
-                await reply.head()
-                answer = http_stream.interpret(reply.status, reply.headers)
-                if reply.content_length is not None and reply.content_length > limit:
+            reply.expire_at(call.deadline)
+            await reply.head()
+            answer = http_stream.interpret(reply.status, reply.headers)
+            if reply.content_length is not None and reply.content_length > limit:
+                raise _too_large(limit)
+            parts: list[bytes] = []
+            while (part := await reply.body_part()) is not None:
+                parts.append(part)
+                if reply.size > limit:
                     raise _too_large(limit)
-                parts: list[bytes] = []
-                while (part := await reply.body_part()) is not None:
-                    parts.append(part)
-                    if reply.size > limit:
-                        raise _too_large(limit)
-                    if reply.size >= STREAM_AFTER and not reply.complete:
-                        body = b"".join(parts)
-                        rest = self._stream_rest(call, c, reply, limit)
-                        return Response(answer.status, body, answer.headers, rest)
-        except TimeoutError:
-            self._discard(c, "call timed out")
-            raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
-        except ConnectionBroken as exc:
-            reason = await self._death_reason(c, exc)
-            self._discard(c, reason)
-            raise FunctionFailed(reason) from None
-        except http_stream.ProtocolError as exc:
-            self._discard(c, str(exc))
-            raise FunctionFailed(f"invalid response from the function: {exc}") from None
-        except FunctionFailed as exc:
-            self._discard(c, exc.message)
-            raise
-        except BaseException:
-            # The caller went away mid-call: the connection's state is unknown.
-            self._discard(c, "call abandoned")
-            raise
+                if reply.size >= STREAM_AFTER and not reply.complete:
+                    body = b"".join(parts)
+                    rest = self._stream_rest(call, c, reply, limit)
+                    return Response(answer.status, body, answer.headers, rest)
+            reply.finish()
+        except BaseException as exc:
+            if reply is not None:
+                reply.finish()
+            raise await self._failed(call, c, exc) from None
         self._release(c)
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         if answer.outcome == "error":
@@ -181,28 +170,41 @@ class HotPool:
             raise CallTimeout(f"function timed out after {call.route.timeout} s")
         return Response(answer.status, body, answer.headers)
 
+    async def _failed(self, call: Call, c: HotContainer, exc: BaseException) -> BaseException:
+        """What a call whose exchange broke gets; its container is removed and replaced,
+        whatever the cause (its connection's state is unknown)."""
+        if isinstance(exc, ReplyTimeout):
+            self._discard(c, "call timed out")
+            return CallTimeout(f"function timed out after {call.route.timeout} s")
+        if isinstance(exc, ConnectionBroken):
+            reason = await self._death_reason(c, exc)
+            self._discard(c, reason)
+            return FunctionFailed(reason)
+        if isinstance(exc, http_stream.ProtocolError):
+            self._discard(c, str(exc))
+            return FunctionFailed(f"invalid response from the function: {exc}")
+        self._discard(c, exc.message if isinstance(exc, ExecutorError) else "call abandoned")
+        return exc
+
     async def _stream_rest(
         self, call: Call, c: HotContainer, reply: Reply, limit: int
     ) -> AsyncIterator[bytes]:
         """The rest of a large response, read as the caller takes it; the container is
         released once it is all read, and removed if the response is cut off."""
-        finished = False
         try:
-            async with asyncio.timeout_at(call.deadline):
-                while (part := await reply.body_part()) is not None:
-                    if reply.size > limit:
-                        raise _too_large(limit)
-                    yield part
-            finished = True
-        except TimeoutError:
-            raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
-        except ConnectionBroken as exc:
-            raise FunctionFailed(await self._death_reason(c, exc)) from None
-        finally:
-            if finished:
-                self._release(c)
-            else:
-                self._discard(c, "response cut off")
+            while (part := await reply.body_part()) is not None:
+                if reply.size > limit:
+                    raise _too_large(limit)
+                yield part
+        except GeneratorExit:  # the caller went away: nothing to await or answer
+            reply.finish()
+            self._discard(c, "response cut off")
+            raise
+        except BaseException as exc:
+            reply.finish()
+            raise await self._failed(call, c, exc) from None
+        reply.finish()
+        self._release(c)
 
     def _abandon(self, waiter: asyncio.Future) -> None:
         """A call stopped waiting: out of the queue, or, if a container was handed to it
@@ -269,7 +271,10 @@ class HotPool:
             self._discard(c, "pool drained" if self.retired else "connection closed")
             return
         self._hand_over(self._policy.release(c.key))
-        self._reconcile()
+        # A release never calls for a start; a container going idle may expire, which
+        # the timer covers (a timer that fires early just looks again).
+        if self._timer is None:
+            self._schedule()
 
     def _hand_over(self, assignment: Assignment | None) -> None:
         # A waiter already gone (timed out as it was served) passes the container on.

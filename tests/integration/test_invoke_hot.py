@@ -21,9 +21,9 @@ async def pool_of(ex: Executor, path: str, app: str = "t") -> dict:
     return route["route"]["pool"]
 
 
-async def wait_pool(ex: Executor, path: str, timeout: float = 20, **want: int) -> dict:
+async def wait_pool(ex: Executor, path: str, within: float = 20, **want: int) -> dict:
     """Until the route's pool has the wanted counts (idle=1, busy=0, ...)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         pool = await pool_of(ex, path)
         if all(pool[k] == v for k, v in want.items()):
@@ -99,7 +99,7 @@ async def test_idle_containers_above_min_warm_are_removed_after_idle_timeout(exe
     response, _ = await call(executor, "/hot")
     assert response.headers["Executor-Start"] == "fresh"
     assert len(hot_containers(executor)) == 1
-    await wait_pool(executor, "/hot", timeout=5, idle=0, busy=0, starting=0)
+    await wait_pool(executor, "/hot", within=5, idle=0, busy=0, starting=0)
     for _ in range(50):
         if not group_containers(executor.group, "label=executor.kind=hot"):
             break

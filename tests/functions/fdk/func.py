@@ -7,7 +7,7 @@ import json
 from fdk import response
 
 
-def handler(ctx, data: io.BytesIO = None):
+def handler(ctx, data: io.BytesIO | None = None):
     body = data.getvalue().decode()
     if body == "raise":
         raise RuntimeError("the function raised")

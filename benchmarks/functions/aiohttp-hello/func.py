@@ -1,0 +1,32 @@
+"""An http-stream (Fn format) hello on aiohttp, listening on FN_LISTENER."""
+
+import asyncio
+import os
+
+from aiohttp import web
+
+
+async def call(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(
+        body=b"Hello bench!\n",
+        headers={"Fn-Http-Status": "200", "Content-Type": "text/plain; charset=utf-8"},
+    )
+
+
+async def main() -> None:
+    app = web.Application()
+    app.router.add_post("/call", call)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    path = os.environ["FN_LISTENER"].removeprefix("unix:")
+    directory, name = os.path.split(path)
+    # As Fn's FDKs: listen on a phony name, then link the real one to it.
+    await web.UnixSite(runner, os.path.join(directory, "phony" + name)).start()
+    os.chmod(os.path.join(directory, "phony" + name), 0o666)
+    os.symlink("phony" + name, path)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,289 @@
+"""Warm calls through the executor against their floor and ceiling, plus fresh and cold.
+
+Warm, at each concurrency (closed loop: each client sends its next call when the last
+one is answered), three targets in interleaved blocks so drift hits all alike:
+- executor: POST /r/bench/fdk to an `executor serve` process on loopback; the route's
+  pool holds 8 warm containers of an aiohttp http-stream hello
+  (benchmarks/functions/aiohttp-hello: the fastest Python function server here);
+- direct: the floor, POST /call straight to the same containers' unix sockets, with the
+  headers the executor sends (client i on container i mod 8);
+- bare-aiohttp: the ceiling for a Python server here, a bare aiohttp hello on loopback.
+The executor's overhead is the median, over blocks, of (executor p50 - direct p50).
+
+Then the start kinds of one function (examples/hello-stream, which speaks both formats):
+fresh (an http-stream call that finds no idle container) and cold (format `default`).
+
+    python -m benchmarks.hot [--block 1.0] [--rounds 8] [--concurrency 1,8,32] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import aiohttp
+
+from benchmarks.common import (
+    executor_server,
+    free_port,
+    machine,
+    put_json,
+    summary,
+    table,
+    write_result,
+)
+
+WARM_IMAGE = "executor-bench/aiohttp-hello"
+HELLO_IMAGE = "executor/hello-stream"
+BODY = b'{"name": "bench"}'
+POOL = 8
+BARE_SERVER = """
+import sys
+from aiohttp import web
+async def hello(request):
+    await request.read()
+    return web.json_response({"message": "Hello bench!"})
+app = web.Application()
+app.router.add_post("/hello", hello)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+Send = Callable[[int], Awaitable[None]]
+
+
+async def closed_loop(send: Send, concurrency: int, seconds: float) -> tuple[list[float], float]:
+    """`concurrency` clients calling back to back for `seconds`: latencies and calls/s."""
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def client(i: int) -> None:
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            await send(i)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+def socket_paths(route: str) -> list[str]:
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=executor.route={route}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    paths = []
+    for cid in ids:
+        binds = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .HostConfig.Binds}}", cid],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        paths.append(json.loads(binds)[0].split(":")[0] + "/lsnr.sock")
+    return paths
+
+
+def direct_headers() -> dict[str, str]:
+    # What the executor sends with a call (executor/formats/http_stream.py).
+    return {
+        "Fn-Call-Id": "01BENCH",
+        "Fn-Deadline": "2099-01-01T00:00:00.000Z",
+        "Fn-Intent": "httprequest",
+        "Fn-Http-Method": "POST",
+        "Fn-Http-Request-Url": "http://127.0.0.1/r/bench/fdk",
+        "Content-Type": "application/json",
+    }
+
+
+async def wait_pool(session: aiohttp.ClientSession, url: str, idle: int) -> None:
+    for _ in range(600):
+        async with session.get(url) as response:
+            pool = (await response.json())["route"]["pool"]
+        if pool["idle"] >= idle:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"pool never reached {idle} idle containers: {pool}")
+
+
+async def warm(url: str, args: argparse.Namespace) -> dict:
+    put_json(
+        f"{url}/v1/apps/bench/routes/fdk",
+        {"route": {"image": WARM_IMAGE, "format": "http-stream", "min_warm": POOL,
+                   "max_containers": POOL, "idle_timeout": 3600}},
+    )  # fmt: skip
+    bare_port = free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+    results: dict = {}
+    try:
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            )
+            await wait_pool(session, f"{url}/v1/apps/bench/routes/fdk", POOL)
+            sockets = socket_paths("/fdk")
+            assert len(sockets) == POOL, sockets
+            direct = [
+                await stack.enter_async_context(
+                    aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=p, limit=0))
+                )
+                for p in sockets
+            ]
+            headers = direct_headers()
+            for _ in range(50):  # both servers answer before the clock starts
+                async with session.post(f"http://127.0.0.1:{bare_port}/hello") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+
+            async def executor_call(i: int) -> None:
+                async with session.post(f"{url}/r/bench/fdk", data=BODY) as response:
+                    await response.read()
+                assert response.status == 200, response.status
+
+            async def direct_call(i: int) -> None:
+                async with direct[i % POOL].post(
+                    "http://localhost/call", data=BODY, headers=headers
+                ) as response:
+                    await response.read()
+                assert response.status == 200, response.status
+
+            async def bare_call(i: int) -> None:
+                async with session.post(f"http://127.0.0.1:{bare_port}/hello", data=BODY) as r:
+                    await r.read()
+                assert r.status == 200, r.status
+
+            targets = {"executor": executor_call, "direct": direct_call, "bare-aiohttp": bare_call}
+            for concurrency in args.concurrency:
+                for send in targets.values():  # warm-up
+                    await closed_loop(send, concurrency, 0.2)
+                blocks: dict[str, list[tuple[list[float], float]]] = {t: [] for t in targets}
+                for _ in range(args.rounds):
+                    order = list(targets)
+                    random.shuffle(order)
+                    for name in order:
+                        blocks[name].append(
+                            await closed_loop(targets[name], concurrency, args.block)
+                        )
+                results[str(concurrency)] = summarise(blocks)
+                print(f"  concurrency {concurrency}: done", flush=True)
+    finally:
+        bare.terminate()
+        bare.wait(timeout=10)
+    return results
+
+
+def summarise(blocks: dict[str, list[tuple[list[float], float]]]) -> dict:
+    out: dict = {}
+    for name, runs in blocks.items():
+        latencies = [value for run, _ in runs for value in run]
+        out[name] = {
+            **summary(latencies),
+            "calls_per_s": statistics.median(rate for _, rate in runs),
+            "block_p50_ms": [summary(run)["p50_ms"] for run, _ in runs],
+        }
+    differences = [
+        e - d
+        for e, d in zip(out["executor"]["block_p50_ms"], out["direct"]["block_p50_ms"], strict=True)
+    ]
+    out["overhead_p50_ms"] = statistics.median(differences)
+    out["throughput_vs_bare"] = out["executor"]["calls_per_s"] / out["bare-aiohttp"]["calls_per_s"]
+    return out
+
+
+async def start_kinds(url: str, calls: int) -> dict:
+    put_json(
+        f"{url}/v1/apps/bench/routes/fresh",
+        {"route": {"image": HELLO_IMAGE, "format": "http-stream", "min_warm": 0,
+                   "idle_timeout": 1}},
+    )  # fmt: skip
+    put_json(f"{url}/v1/apps/bench/routes/cold", {"route": {"image": HELLO_IMAGE}})
+    latencies: dict[str, list[float]] = {"fresh": [], "cold": []}
+    async with aiohttp.ClientSession() as session:
+        for i in range(calls):
+            for kind in ("fresh", "cold") if i % 2 else ("cold", "fresh"):
+                started = time.perf_counter()
+                async with session.post(f"{url}/r/bench/{kind}", data=BODY) as response:
+                    body = await response.read()
+                latencies[kind].append(time.perf_counter() - started)
+                assert response.status == 200 and body == b"Hello bench!\n", body
+                assert response.headers["Executor-Start"] == kind, response.headers
+            # Until the fresh container has gone idle past its idle_timeout and left.
+            await wait_empty(session, f"{url}/v1/apps/bench/routes/fresh")
+    return {kind: summary(values) for kind, values in latencies.items()}
+
+
+async def wait_empty(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(100):
+        async with session.get(url) as response:
+            pool = (await response.json())["route"]["pool"]
+        if not pool["containers"]:
+            return
+        await asyncio.sleep(0.1)
+
+
+def report(result: dict) -> str:
+    rows = [["concurrency", "target", "n", "p50 ms", "p90 ms", "p99 ms", "calls/s"]]
+    for concurrency, by_target in result["warm"].items():
+        for name in ("executor", "direct", "bare-aiohttp"):
+            s = by_target[name]
+            rows.append([concurrency, name, str(s["n"]), f"{s['p50_ms']:.3f}",
+                         f"{s['p90_ms']:.3f}", f"{s['p99_ms']:.3f}", f"{s['calls_per_s']:.0f}"])  # fmt: skip
+    lines = [table(rows), ""]
+    for concurrency, by_target in result["warm"].items():
+        lines.append(
+            f"concurrency {concurrency}: executor - direct p50 = "
+            f"{by_target['overhead_p50_ms']:.3f} ms (median of per-block differences); "
+            f"executor calls/s = {by_target['throughput_vs_bare']:.0%} of bare aiohttp"
+        )
+    rows = [["start", "n", "p50 ms", "p90 ms", "p99 ms"]]
+    for kind, s in result["start_kinds"].items():
+        rows.append([kind, str(s["n"]), f"{s['p50_ms']:.1f}", f"{s['p90_ms']:.1f}",
+                     f"{s['p99_ms']:.1f}"])  # fmt: skip
+    lines += ["", table(rows)]
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    with executor_server() as url:
+        print("warm calls:", flush=True)
+        warm_result = await warm(url, args)
+        print("fresh and cold starts:", flush=True)
+        kinds = await start_kinds(url, args.starts)
+    return {"warm": warm_result, "start_kinds": kinds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--block", type=float, default=1.0, help="seconds per block")
+    parser.add_argument("--rounds", type=int, default=8, help="blocks per target")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--starts", type=int, default=20, help="fresh and cold calls each")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (a few seconds)")
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if args.quick:
+        args.block, args.rounds, args.starts = 0.3, 2, 3
+    result = {
+        "benchmark": "hot",
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(args).items()},
+        **asyncio.run(main_async(args)),
+    }
+    print()
+    print(report(result))
+    print(f"\nwritten: {write_result('hot', result)}")
+
+
+if __name__ == "__main__":
+    main()
