@@ -30,6 +30,7 @@ test: install images lint
 
 bench: install images
 	$(BIN)/python -m benchmarks.cold
+	$(BIN)/python -m benchmarks.hot
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -2,11 +2,12 @@
 
 Warm, at each concurrency (closed loop: each client sends its next call when the last
 one is answered), three targets in interleaved blocks so drift hits all alike:
-- executor: POST /r/bench/fdk to an `executor serve` process on loopback; the route's
+- executor: POST /r/bench/warm to an `executor serve` process on loopback; the route's
   pool holds 8 warm containers of an aiohttp http-stream hello
   (benchmarks/functions/aiohttp-hello: the fastest Python function server here);
 - direct: the floor, POST /call straight to the same containers' unix sockets, with the
   headers the executor sends (client i on container i mod 8);
+- aiohttp-proxy: the yardstick to beat, a minimal aiohttp proxy to the same sockets;
 - bare-aiohttp: the ceiling for a Python server here, a bare aiohttp hello on loopback.
 The executor's overhead is the median, over blocks, of (executor p50 - direct p50).
 
@@ -56,6 +57,32 @@ app.router.add_post("/hello", hello)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
+# The issue's yardstick: a minimal aiohttp proxy to the containers' sockets (one client
+# session per socket, the caller's body passed on with the Fn headers, the answer back).
+PROXY_SERVER = """
+import itertools, sys
+import aiohttp
+from aiohttp import web
+HEADERS = {"Fn-Call-Id": "01BENCH", "Fn-Deadline": "2099-01-01T00:00:00.000Z",
+           "Fn-Intent": "httprequest", "Fn-Http-Method": "POST",
+           "Fn-Http-Request-Url": "http://127.0.0.1/r/bench/warm"}
+sessions = []
+turn = itertools.count()
+async def start(app):
+    for path in sys.argv[2:]:
+        sessions.append(aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=path)))
+async def proxy(request):
+    body = await request.read()
+    session = sessions[next(turn) % len(sessions)]
+    async with session.post("http://localhost/call", data=body, headers=HEADERS) as r:
+        answer = await r.read()
+    return web.Response(body=answer, status=int(r.headers.get("Fn-Http-Status", "200")))
+app = web.Application()
+app.on_startup.append(start)
+app.router.add_post("/hello", proxy)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
 Send = Callable[[int], Awaitable[None]]
 
 
@@ -101,7 +128,7 @@ def direct_headers() -> dict[str, str]:
         "Fn-Deadline": "2099-01-01T00:00:00.000Z",
         "Fn-Intent": "httprequest",
         "Fn-Http-Method": "POST",
-        "Fn-Http-Request-Url": "http://127.0.0.1/r/bench/fdk",
+        "Fn-Http-Request-Url": "http://127.0.0.1/r/bench/warm",
         "Content-Type": "application/json",
     }
 
@@ -118,21 +145,23 @@ async def wait_pool(session: aiohttp.ClientSession, url: str, idle: int) -> None
 
 async def warm(url: str, args: argparse.Namespace) -> dict:
     put_json(
-        f"{url}/v1/apps/bench/routes/fdk",
+        f"{url}/v1/apps/bench/routes/warm",
         {"route": {"image": WARM_IMAGE, "format": "http-stream", "min_warm": POOL,
                    "max_containers": POOL, "idle_timeout": 3600}},
     )  # fmt: skip
-    bare_port = free_port()
-    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+    bare_port, proxy_port = free_port(), free_port()
+    bare = python_server(BARE_SERVER, bare_port)
+    proxy = None
     results: dict = {}
     try:
         async with AsyncExitStack() as stack:
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             )
-            await wait_pool(session, f"{url}/v1/apps/bench/routes/fdk", POOL)
-            sockets = socket_paths("/fdk")
+            await wait_pool(session, f"{url}/v1/apps/bench/routes/warm", POOL)
+            sockets = socket_paths("/warm")
             assert len(sockets) == POOL, sockets
+            proxy = python_server(PROXY_SERVER, proxy_port, *sockets)
             direct = [
                 await stack.enter_async_context(
                     aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=p, limit=0))
@@ -140,14 +169,11 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
                 for p in sockets
             ]
             headers = direct_headers()
-            for _ in range(50):  # both servers answer before the clock starts
-                async with session.post(f"http://127.0.0.1:{bare_port}/hello") as r:
-                    if r.status == 200:
-                        break
-                await asyncio.sleep(0.1)
+            for port in (bare_port, proxy_port):  # both answer before the clock starts
+                await wait_answer(session, f"http://127.0.0.1:{port}/hello")
 
             async def executor_call(i: int) -> None:
-                async with session.post(f"{url}/r/bench/fdk", data=BODY) as response:
+                async with session.post(f"{url}/r/bench/warm", data=BODY) as response:
                     await response.read()
                 assert response.status == 200, response.status
 
@@ -158,12 +184,20 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
                     await response.read()
                 assert response.status == 200, response.status
 
-            async def bare_call(i: int) -> None:
-                async with session.post(f"http://127.0.0.1:{bare_port}/hello", data=BODY) as r:
-                    await r.read()
-                assert r.status == 200, r.status
+            def loopback(port: int) -> Send:
+                async def send(i: int) -> None:
+                    async with session.post(f"http://127.0.0.1:{port}/hello", data=BODY) as r:
+                        await r.read()
+                    assert r.status == 200, r.status
 
-            targets = {"executor": executor_call, "direct": direct_call, "bare-aiohttp": bare_call}
+                return send
+
+            targets = {
+                "executor": executor_call,
+                "direct": direct_call,
+                "aiohttp-proxy": loopback(proxy_port),
+                "bare-aiohttp": loopback(bare_port),
+            }
             for concurrency in args.concurrency:
                 for send in targets.values():  # warm-up
                     await closed_loop(send, concurrency, 0.2)
@@ -178,9 +212,27 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
                 results[str(concurrency)] = summarise(blocks)
                 print(f"  concurrency {concurrency}: done", flush=True)
     finally:
-        bare.terminate()
-        bare.wait(timeout=10)
+        for process in (bare, proxy):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
     return results
+
+
+def python_server(script: str, port: int, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, str(port), *args])
+
+
+async def wait_answer(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(100):
+        try:
+            async with session.post(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never answered")
 
 
 def summarise(blocks: dict[str, list[tuple[list[float], float]]]) -> dict:
@@ -197,6 +249,13 @@ def summarise(blocks: dict[str, list[tuple[list[float], float]]]) -> dict:
         for e, d in zip(out["executor"]["block_p50_ms"], out["direct"]["block_p50_ms"], strict=True)
     ]
     out["overhead_p50_ms"] = statistics.median(differences)
+    proxy_differences = [
+        p - d
+        for p, d in zip(
+            out["aiohttp-proxy"]["block_p50_ms"], out["direct"]["block_p50_ms"], strict=True
+        )
+    ]
+    out["proxy_overhead_p50_ms"] = statistics.median(proxy_differences)
     out["throughput_vs_bare"] = out["executor"]["calls_per_s"] / out["bare-aiohttp"]["calls_per_s"]
     return out
 
@@ -235,15 +294,17 @@ async def wait_empty(session: aiohttp.ClientSession, url: str) -> None:
 def report(result: dict) -> str:
     rows = [["concurrency", "target", "n", "p50 ms", "p90 ms", "p99 ms", "calls/s"]]
     for concurrency, by_target in result["warm"].items():
-        for name in ("executor", "direct", "bare-aiohttp"):
+        for name in ("executor", "direct", "aiohttp-proxy", "bare-aiohttp"):
             s = by_target[name]
-            rows.append([concurrency, name, str(s["n"]), f"{s['p50_ms']:.3f}",
-                         f"{s['p90_ms']:.3f}", f"{s['p99_ms']:.3f}", f"{s['calls_per_s']:.0f}"])  # fmt: skip
+            cells = [s["p50_ms"], s["p90_ms"], s["p99_ms"]]
+            rows.append([concurrency, name, str(s["n"]), *(f"{v:.3f}" for v in cells),
+                         f"{s['calls_per_s']:.0f}"])  # fmt: skip
     lines = [table(rows), ""]
     for concurrency, by_target in result["warm"].items():
         lines.append(
             f"concurrency {concurrency}: executor - direct p50 = "
-            f"{by_target['overhead_p50_ms']:.3f} ms (median of per-block differences); "
+            f"{by_target['overhead_p50_ms']:.3f} ms, aiohttp-proxy - direct = "
+            f"{by_target['proxy_overhead_p50_ms']:.3f} ms (medians of per-block differences); "
             f"executor calls/s = {by_target['throughput_vs_bare']:.0%} of bare aiohttp"
         )
     rows = [["start", "n", "p50 ms", "p90 ms", "p99 ms"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -81,6 +82,10 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         app[REGISTRY] = registry
         app[POOLS] = pools
         app[INVOKER] = Invoker(registry, cold, pools)
+        # Everything built so far lives as long as the process: out of the collector's
+        # sight, each collection on the warm path has far fewer objects to walk.
+        gc.collect()
+        gc.freeze()
         log.info(
             "executor ready: group %s, instance %s, %d app(s)",
             identity.group,

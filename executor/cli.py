@@ -103,12 +103,15 @@ def routes_create(
     type: Annotated[str | None, typer.Option(help="sync or async")] = None,
     memory: Annotated[int | None, typer.Option(help="MiB")] = None,
     timeout: Annotated[int | None, typer.Option(help="seconds")] = None,
+    min_warm: Annotated[int | None, typer.Option(help="hot containers kept started")] = None,
+    max_containers: Annotated[int | None, typer.Option(help="hot containers at most")] = None,
     config: Annotated[list[str] | None, typer.Option("--config", help="KEY=VALUE")] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Create a route (PUT: created, or replaced if it exists)."""
     fields = {"image": image, "format": format, "type": type, "memory": memory}
-    fields |= {"timeout": timeout, "config": _pairs(config) if config else None}
+    fields |= {"timeout": timeout, "min_warm": min_warm, "max_containers": max_containers}
+    fields |= {"config": _pairs(config) if config else None}
     route = {k: v for k, v in fields.items() if v is not None}
     _show(_request(url, "PUT", f"/v1/apps/{app}/routes/{path.lstrip('/')}", {"route": route}))
 

@@ -119,6 +119,7 @@ class HotConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._reply: Reply | None = None
         self._paused = False
+        self._chunked = False
         self.closed = False
         self.reusable = True  # False after a response that asked to close
 
@@ -137,6 +138,7 @@ class HotConnection(asyncio.Protocol):
             raise ConnectionBroken("connection to the container is closed")
         reply = Reply(self)
         self._reply = reply
+        self._chunked = False
         self._transport.write(head + body if len(body) < 16384 else head)
         if len(body) >= 16384:
             self._transport.write(body)
@@ -167,20 +169,24 @@ class HotConnection(asyncio.Protocol):
         self.closed = True
         reply = self._reply
         if reply is not None:
-            if reply.head_done and not reply.complete and reply.content_length is None:
-                # A body delimited by the end of the connection (no length, not chunked).
-                with contextlib.suppress(httptools.HttpParserError):
-                    self._parser.feed_data(b"")
-            reply._fail(ConnectionBroken("the container closed the connection"))
+            if reply.head_done and reply.content_length is None and not self._chunked:
+                # A body delimited by the end of the connection (no length, not chunked):
+                # llhttp would complete it on EOF, which httptools has no call for.
+                self.on_message_complete()
+            else:
+                reply._fail(ConnectionBroken("the container closed the connection"))
 
     # -- httptools callbacks ---------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._reply is not None
         self._reply.headers.append((name, value))
-        if name.lower() == b"content-length":
+        lower = name.lower()
+        if lower == b"content-length":
             with contextlib.suppress(ValueError):
                 self._reply.content_length = int(value)
+        elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+            self._chunked = True
 
     def on_headers_complete(self) -> None:
         reply = self._reply

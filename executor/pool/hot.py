@@ -107,7 +107,8 @@ class HotPool:
         if self.retired:
             raise PoolRetired
         if self._policy.should_fail_fast() and self._last_start_error is not None:
-            raise self._last_start_error
+            error = self._last_start_error
+            raise type(error)(error.message)
         waiter: asyncio.Future = self._loop.create_future()
         key = self._policy.acquire(waiter)
         if key is not None:

@@ -119,6 +119,8 @@ class HotPools:
                 return await pool.call(call)
             except PoolRetired:
                 # Drained while the call waited: it moves to the route's new pool.
+                if self._closing:
+                    raise ServiceUnavailable("executor shutting down: call stopped") from None
                 latest = self._pools.get((call.app.name, call.route.path))
                 if latest is None or latest is pool:
                     raise ServiceUnavailable("route removed while the call waited") from None

@@ -120,3 +120,41 @@ def test_sigterm_stops_the_server_and_leaves_no_container(server):
     assert b"HTTP 503" in err and b"shutting down" in err
     assert time.monotonic() - stopping < 8
     assert group_containers(group) == []
+
+
+def test_sigterm_lets_a_hot_call_finish_and_removes_every_hot_container(server, tmp_path):
+    process, url, _, group = server
+    created = run(
+        "routes", "create", "demo", "/hot", "executor-test/hot",
+        "--format", "http-stream", "--min-warm", "2", url=url,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    deadline = time.monotonic() + 20
+    while len(group_containers(group, "label=executor.kind=hot", "status=running")) < 2:
+        assert time.monotonic() - deadline < 0, "min_warm containers never started"
+        time.sleep(0.1)
+    time.sleep(0.5)  # ready, not only running
+    (tmp_path / "body").write_bytes(b"sleep 1")
+    with (tmp_path / "body").open("rb") as body:
+        caller = subprocess.Popen(
+            [*EXECUTOR, "call", "demo", "/hot"],
+            env={**os.environ, "EXECUTOR_URL": url},
+            stdin=body,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    deadline = time.monotonic() + 10
+    while True:  # until the call is in its container
+        with urllib.request.urlopen(f"{url}/v1/apps/demo/routes/hot") as response:
+            if b'"busy":1' in response.read():
+                break
+        assert time.monotonic() < deadline, "the call never reached a container"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    # Within the 2 s grace: the call in flight finished with its own answer.
+    out, err = caller.communicate(timeout=10)
+    assert caller.returncode == 0, err
+    assert b'"body": "sleep 1"' in out
+    assert group_containers(group) == []
+    assert not Path(f"/tmp/exr-{group[-8:]}").exists()
