@@ -375,3 +375,54 @@ class TestFdk:
         assert response.status == 201
         assert response.headers["Executor-Start"] == "warm"
         assert hot_containers(executor) == [container]
+
+
+async def test_an_idle_container_killed_from_outside_is_replaced(executor):
+    await executor.route("/hot", HOT, format="http-stream")
+    await wait_pool(executor, "/hot", idle=1)
+    [victim] = hot_containers(executor)
+    subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
+    for _ in range(100):
+        running = hot_containers(executor)
+        if running and victim not in running:
+            break
+        await asyncio.sleep(0.1)
+    assert victim not in hot_containers(executor)
+    await wait_pool(executor, "/hot", idle=1)
+    response, _ = await call(executor, "/hot")
+    assert response.headers["Executor-Start"] == "warm"
+
+
+async def test_out_of_memory_in_a_hot_call_is_named(executor):
+    await executor.route("/hot", HOT, format="http-stream", memory=48)
+    await wait_pool(executor, "/hot", idle=1)
+    response, body = await call(executor, "/hot", b"alloc 200")
+    assert response.status == 502, body
+    assert b"out of memory (limit 48 MiB)" in body
+    await wait_pool(executor, "/hot", idle=1)
+
+
+async def test_a_container_not_ready_by_the_deadline_gives_504(executor):
+    await executor.route(
+        "/slow", HOT, format="http-stream", min_warm=0, timeout=1, config={"START_DELAY": "3"}
+    )
+    started = time.monotonic()
+    response, body = await call(executor, "/slow")
+    assert response.status == 504, body
+    assert b"container initialization timed out" in body
+    assert time.monotonic() - started < 1.6
+
+
+async def test_a_container_not_ready_by_the_start_timeout_is_removed_with_504(db: Path):
+    async with running(settings_for(db, hot_start_timeout=1.0)) as ex:
+        await ex.route("/slow", HOT, format="http-stream", min_warm=0, config={"START_DELAY": "5"})
+        started = time.monotonic()
+        response, body = await call(ex, "/slow")
+        assert response.status == 504, body
+        assert b"container initialization timed out" in body
+        assert time.monotonic() - started < 2.5
+        for _ in range(50):
+            if not group_containers(ex.group):
+                break
+            await asyncio.sleep(0.1)
+        assert not group_containers(ex.group)

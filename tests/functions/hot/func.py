@@ -8,6 +8,7 @@
   big N         answer N bytes
   garbage       answer bytes that are not HTTP
   close         answer, asking to close the connection
+  alloc M       allocate M MiB, then answer
 
 START_FAIL (config) makes it exit before it is ready; START_DELAY delays its socket.
 """
@@ -41,6 +42,9 @@ class Commands(fnserve._Call):
         elif word == "exit":
             print("exiting mid-call", flush=True)
             os._exit(int(arg))
+        elif word == "alloc":
+            hoard = bytearray(int(arg) * 1024 * 1024)
+            self.respond(200, {}, str(len(hoard)).encode())
         elif word == "big":
             self.respond(200, {"Content-Type": "application/octet-stream"}, b"x" * int(arg))
         else:
