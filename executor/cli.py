@@ -43,7 +43,7 @@ def serve(
     from aiohttp import web
 
     from executor.app import create_app
-    from executor.errors import StoreLocked
+    from executor.errors import BadSetting, StoreLocked
 
     overrides = {"host": host, "port": port, "db": db, "docker_url": docker_url}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -61,7 +61,7 @@ def serve(
             shutdown_timeout=settings.shutdown_grace + 5,
             print=lambda msg: logging.getLogger("executor").info(msg.strip()),
         )
-    except StoreLocked as exc:
+    except (StoreLocked, BadSetting) as exc:
         typer.echo(f"executor: {exc}", err=True)
         raise typer.Exit(1) from None
 

@@ -42,10 +42,11 @@ class Settings(BaseSettings):
     # Container hardening that is not per route.
     pids_limit: int = 256
 
-    # Hot containers (`http-stream`): where their iofs directories live on the host (kept
-    # short: a unix socket path has at most 107 bytes; default /tmp/exr-<group>), and how
-    # long one may take to create its socket.
-    iofs_dir: Path | None = None
+    # Hot containers (`http-stream`): the directory under which each executor keeps its
+    # containers' iofs directories (in exr-<group>/, its own, emptied at start). Keep it
+    # short: <iofs_dir>/exr-<8>/<12>/lsnr.sock must fit a unix socket path (107 bytes).
+    # And how long a hot container may take to create its socket.
+    iofs_dir: Path = Path("/tmp")
     hot_start_timeout: float = 10.0
 
     # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing

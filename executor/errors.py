@@ -45,3 +45,7 @@ class CallTimeout(ExecutorError):
 
 class StoreLocked(Exception):
     """Another executor process holds this database."""
+
+
+class BadSetting(Exception):
+    """A server setting that cannot work (found at start-up)."""

@@ -20,7 +20,7 @@ from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
 from executor.docker.engine import DockerEngine, ImageInfo
-from executor.errors import ServiceUnavailable
+from executor.errors import BadSetting, ServiceUnavailable
 from executor.formats import http_stream
 from executor.models import App, Route
 from executor.pool.events import ContainerEvents
@@ -30,9 +30,20 @@ from executor.pool.readiness import SocketWatcher
 log = logging.getLogger(__name__)
 
 
+# The longest path a unix socket may have (sun_path is 108 bytes with its NUL).
+SOCKET_PATH_MAX = 107
+
+
 def iofs_root(settings: Settings, group: str) -> Path:
-    # Short on purpose: <root>/<12 hex>/lsnr.sock must stay under the 107-byte limit.
-    return settings.iofs_dir or Path(f"/tmp/exr-{group[-8:]}")
+    """This executor's own folder of iofs directories (each <root>/<12 hex>/)."""
+    root = settings.iofs_dir.absolute() / f"exr-{group[-8:]}"
+    longest = len(str(root / ("x" * 12) / f"phony{http_stream.SOCKET_NAME}").encode())
+    if longest > SOCKET_PATH_MAX:
+        raise BadSetting(
+            f"iofs_dir {str(settings.iofs_dir)!r} is too long: hot containers' sockets "
+            f"would have {longest}-byte paths, over the {SOCKET_PATH_MAX}-byte limit"
+        )
+    return root
 
 
 class HotPools:
