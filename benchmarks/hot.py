@@ -3,10 +3,10 @@
 Warm, at each concurrency (closed loop: each client sends its next call when the last
 one is answered), three targets in interleaved blocks so drift hits all alike:
 - executor: POST /r/bench/warm to an `executor serve` process on loopback; the route's
-  pool holds 8 warm containers of an aiohttp http-stream hello
+  pool holds N warm containers (--containers, 4) of an aiohttp http-stream hello
   (benchmarks/functions/aiohttp-hello: the fastest Python function server here);
 - direct: the floor, POST /call straight to the same containers' unix sockets, with the
-  headers the executor sends (client i on container i mod 8);
+  headers the executor sends (client i on container i mod N);
 - aiohttp-proxy: the yardstick to beat, a minimal aiohttp proxy to the same sockets;
 - bare-aiohttp: the ceiling for a Python server here, a bare aiohttp hello on loopback.
 The executor's overhead is the median, over blocks, of (executor p50 - direct p50).
@@ -45,7 +45,6 @@ from benchmarks.common import (
 WARM_IMAGE = "executor-bench/aiohttp-hello"
 HELLO_IMAGE = "executor/hello-stream"
 BODY = b'{"name": "bench"}'
-POOL = 8
 BARE_SERVER = """
 import sys
 from aiohttp import web
@@ -146,8 +145,8 @@ async def wait_pool(session: aiohttp.ClientSession, url: str, idle: int) -> None
 async def warm(url: str, args: argparse.Namespace) -> dict:
     put_json(
         f"{url}/v1/apps/bench/routes/warm",
-        {"route": {"image": WARM_IMAGE, "format": "http-stream", "min_warm": POOL,
-                   "max_containers": POOL, "idle_timeout": 3600}},
+        {"route": {"image": WARM_IMAGE, "format": "http-stream", "min_warm": args.containers,
+                   "max_containers": args.containers, "idle_timeout": 3600}},
     )  # fmt: skip
     bare_port, proxy_port = free_port(), free_port()
     bare = python_server(BARE_SERVER, bare_port)
@@ -158,9 +157,9 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             )
-            await wait_pool(session, f"{url}/v1/apps/bench/routes/warm", POOL)
+            await wait_pool(session, f"{url}/v1/apps/bench/routes/warm", args.containers)
             sockets = socket_paths("/warm")
-            assert len(sockets) == POOL, sockets
+            assert len(sockets) == args.containers, sockets
             proxy = python_server(PROXY_SERVER, proxy_port, *sockets)
             direct = [
                 await stack.enter_async_context(
@@ -178,7 +177,7 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
                 assert response.status == 200, response.status
 
             async def direct_call(i: int) -> None:
-                async with direct[i % POOL].post(
+                async with direct[i % len(direct)].post(
                     "http://localhost/call", data=BODY, headers=headers
                 ) as response:
                     await response.read()
@@ -330,6 +329,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="blocks per target")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--starts", type=int, default=20, help="fresh and cold calls each")
+    parser.add_argument(
+        "--containers", type=int, default=4, help="warm containers (min_warm = max_containers)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run (a few seconds)")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]

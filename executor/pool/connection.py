@@ -60,7 +60,7 @@ class Reply:
     def expire_at(self, deadline: float) -> None:
         """Fails the reply with ReplyTimeout at `deadline` (loop time) unless it is all
         read by then: one timer handle, cheaper than an asyncio.timeout scope per call."""
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+        self._timer = self._conn.loop.call_at(deadline, self._expire)
 
     def finish(self) -> None:
         """Stops the deadline's timer (the reply is read, or abandoned)."""
@@ -94,7 +94,7 @@ class Reply:
     async def _wait(self) -> None:
         if self.error is not None:
             raise self.error
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._conn.loop.create_future()
         try:
             await self._waiter
         finally:
@@ -115,6 +115,8 @@ class Reply:
 
 class HotConnection(asyncio.Protocol):
     def __init__(self) -> None:
+        # Kept: asyncio.get_running_loop() costs a getpid() system call each time.
+        self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._reply: Reply | None = None
