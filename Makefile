@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-images:
-	images/build.sh
+images: install
+	PYTHON_HOST=$(BIN)/python images/build.sh
 
 run: install images
 	HOST=$(HOST) PORT=$(PORT) scripts/serve-demo.sh

@@ -70,6 +70,9 @@ turn = itertools.count()
 async def start(app):
     for path in sys.argv[2:]:
         sessions.append(aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=path)))
+async def stop(app):
+    for session in sessions:
+        await session.close()
 async def proxy(request):
     body = await request.read()
     session = sessions[next(turn) % len(sessions)]
@@ -78,6 +81,7 @@ async def proxy(request):
     return web.Response(body=answer, status=int(r.headers.get("Fn-Http-Status", "200")))
 app = web.Application()
 app.on_startup.append(start)
+app.on_cleanup.append(stop)
 app.router.add_post("/hello", proxy)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
