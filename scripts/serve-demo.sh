@@ -30,5 +30,6 @@ else:
 PY
 .venv/bin/executor apps create demo >/dev/null 2>&1 || true  # 409 when it exists already
 .venv/bin/executor routes create demo /hello executor/hello >/dev/null
-echo "hello deployed: curl -X POST $URL/r/demo/hello"
+.venv/bin/executor routes create demo /hello-hot executor/hello-stream --format http-stream >/dev/null
+echo "deployed: curl -X POST $URL/r/demo/hello (cold), curl -X POST $URL/r/demo/hello-hot (hot)"
 wait $server

@@ -67,6 +67,9 @@ class HotContainer:
     key: str
     directory: Path
     created: float
+    # perf_counter when its start began: a fresh call's wait ends there (Executor-Wait-Ms
+    # does not count a container's start).
+    start_began: float = field(default_factory=time.perf_counter)
     docker_id: str | None = None
     conn: HotConnection | None = None
     stdio: Stdio | None = None
@@ -118,7 +121,7 @@ class HotPool:
             self._reconcile()
             try:
                 async with asyncio.timeout_at(call.deadline):
-                    key, warm, call.assigned = await waiter
+                    key, warm, assigned = await waiter
             except TimeoutError:
                 self._abandon(waiter)
                 raise self._wait_timed_out() from None
@@ -126,6 +129,7 @@ class HotPool:
                 self._abandon(waiter)
                 raise
             call.start = "warm" if warm else "fresh"
+            call.assigned = max(assigned, call.received)
         container = self._containers[key]
         call.container_id = container.docker_id
         return await self._exchange(call, container)
@@ -282,22 +286,30 @@ class HotPool:
         while assignment is not None and assignment.waiter.done():
             assignment = self._policy.release(assignment.key)
         if assignment is not None:
-            assignment.waiter.set_result((assignment.key, assignment.warm, time.perf_counter()))
+            if assignment.warm:
+                assigned = time.perf_counter()
+            else:
+                assigned = self._containers[assignment.key].start_began
+            assignment.waiter.set_result((assignment.key, assignment.warm, assigned))
 
     async def _start(self, c: HotContainer) -> None:
         ctx = self._ctx
         ready: asyncio.Future[None] | None = None
+        times = [time.perf_counter()]
         try:
             c.directory.mkdir()
             os.chmod(c.directory, 0o777)  # explicit: mkdir's mode is cut by the umask
             ready = ctx.watcher.ready(c.directory, http_stream.SOCKET_NAME)
             body = spec.with_iofs(self._body, str(c.directory), http_stream.IOFS_MOUNT)
             c.docker_id = await ctx.engine.create(body)
+            times.append(time.perf_counter())
             c.exited = ctx.events.expect_exit(c.docker_id)
             c.exited.add_done_callback(lambda _: self._exited(c))
             c.stdio = await ctx.engine.attach(c.docker_id, stdin=False)
             ctx.spawn(self._read_output(c))
+            times.append(time.perf_counter())
             await ctx.engine.start(c.docker_id)
+            times.append(time.perf_counter())
             async with asyncio.timeout(ctx.settings.hot_start_timeout):
                 await asyncio.wait({ready, c.exited}, return_when=asyncio.FIRST_COMPLETED)
                 if not ready.done():
@@ -306,7 +318,9 @@ class HotPool:
                         f"container exited before it was ready (exit status "
                         f"{_status(c.exited)}): {c.tail()}"
                     )
+                times.append(time.perf_counter())
                 c.conn = await _connect(c.socket_path)
+                times.append(time.perf_counter())
         except TimeoutError:
             self._start_failed(c, CallTimeout("container initialization timed out"))
             return
@@ -331,6 +345,18 @@ class HotPool:
         finally:
             if ready is not None:
                 ready.cancel()
+        steps = ", ".join(
+            f"{name} {(b - a) * 1000:.1f}"
+            for name, a, b in zip(
+                ("create", "attach", "start", "socket", "connect"), times, times[1:], strict=False
+            )
+        )
+        log.debug(
+            "hot container %s ready in %.1f ms (%s)",
+            c.docker_id[:12],
+            (times[-1] - times[0]) * 1000,
+            steps,
+        )
         if c.gone:
             return
         if self.retired:
