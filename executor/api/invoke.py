@@ -34,7 +34,8 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         app=registry.app(route.app_name),
         route=route,
         method=request.method,
-        url=str(request.url),
+        # As the caller sent it (raw path and query), without building a yarl URL.
+        url=f"{request.scheme}://{request.host}{request.raw_path}",
         headers=[(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP],
         body=body,
         arrived=arrived,
@@ -44,18 +45,13 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         result = await request.app[INVOKER].invoke(call)
     except ExecutorError as exc:
         return error_response(exc.status, exc.message, _call_headers(request, call))
+    headers = [*result.headers, *_call_headers(request, call)]
+    if not any(name.lower() == "content-type" for name, _ in result.headers):
+        headers.append(("Content-Type", DEFAULT_CONTENT_TYPE))
     if result.rest is None:
-        response = web.Response(status=result.status, body=result.body)
-    else:
-        response = web.StreamResponse(status=result.status)
-    for name, value in result.headers:
-        response.headers.add(name, value)
-    if "Content-Type" not in response.headers:
-        response.headers["Content-Type"] = DEFAULT_CONTENT_TYPE
-    for name, value in _call_headers(request, call):
-        response.headers[name] = value
-    if result.rest is not None:
-        await _stream(request, response, result.body, result.rest)
+        return web.Response(status=result.status, body=result.body, headers=headers)
+    response = web.StreamResponse(status=result.status, headers=headers)
+    await _stream(request, response, result.body, result.rest)
     return response
 
 

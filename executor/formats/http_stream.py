@@ -76,6 +76,16 @@ class ProtocolError(Exception):
     """The container's answer breaks the format: the container is replaced, 502."""
 
 
+def _status(raw: bytes) -> int:
+    try:
+        status = int(raw)
+    except ValueError:
+        status = 0
+    if not 100 <= status <= 599:
+        raise ProtocolError(f"invalid Fn-Http-Status {raw.decode('latin-1')!r}")
+    return status
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What a container's response head means for the caller."""
@@ -101,27 +111,21 @@ def interpret(status: int, headers: list[tuple[bytes, bytes]]) -> Answer:
     if status != 200:
         raise ProtocolError(f"container answered HTTP {status}")
     out: list[tuple[str, str]] = []
-    content_type: str | None = None
+    content_type: bytes | None = None
     caller_status = 200
+    # Names compared as bytes: only the headers passed on are decoded.
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1")
-        lower = name.lower()
-        value = raw_value.decode("latin-1")
-        if lower == "fn-http-status":
-            try:
-                caller_status = int(value)
-            except ValueError:
-                raise ProtocolError(f"invalid Fn-Http-Status {value!r}") from None
-            if not 100 <= caller_status <= 599:
-                raise ProtocolError(f"invalid Fn-Http-Status {value!r}")
-        elif lower.startswith("fn-http-h-"):
-            real = name[len("fn-http-h-") :]
-            if real.lower() == "content-type":
-                content_type = content_type or value
-            elif real and real.lower() not in NOT_FROM_FUNCTION:
-                out.append((real, value))
-        elif lower == "content-type":
-            content_type = value  # as it came, over any Fn-Http-H-Content-Type
+        lower = raw_name.lower()
+        if lower == b"fn-http-status":
+            caller_status = _status(raw_value)
+        elif lower.startswith(b"fn-http-h-"):
+            real = lower[10:]
+            if real == b"content-type":
+                content_type = content_type or raw_value
+            elif real and real.decode("latin-1") not in NOT_FROM_FUNCTION:
+                out.append((raw_name[10:].decode("latin-1"), raw_value.decode("latin-1")))
+        elif lower == b"content-type":
+            content_type = raw_value  # as it came, over any Fn-Http-H-Content-Type
     if content_type is not None:
-        out.append(("Content-Type", content_type))
+        out.append(("Content-Type", content_type.decode("latin-1")))
     return Answer(caller_status, out, "ok")
