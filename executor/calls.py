@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -44,8 +43,8 @@ class Call:
     headers: list[tuple[str, str]]
     body: bytes
     id: str = field(default_factory=new_id)
-    # Loop-clock times (seconds): arrival, and arrival + the route's timeout.
-    arrived: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    # Loop-clock times (seconds, time.monotonic): arrival, and arrival + the route's timeout.
+    arrived: float = field(default_factory=time.monotonic)
     deadline: float = 0.0
     # perf_counter times for Executor-Wait-Ms: uvloop's loop clock ticks in milliseconds.
     received: float = field(default_factory=time.perf_counter)

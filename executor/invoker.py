@@ -13,6 +13,7 @@ from executor.calls import Call, Response
 from executor.cold import ColdRunner
 from executor.docker.engine import EngineUnreachable, ImageInfo
 from executor.errors import FunctionFailed, ServiceUnavailable
+from executor.pool.hot import PoolRetired
 from executor.pool.pools import HotPools
 from executor.registry import Registry
 
@@ -41,7 +42,11 @@ class Invoker:
                 pool = self._pools.pool(call.app.name, route.path)
                 if pool is None:
                     raise ServiceUnavailable("executor shutting down: not taking calls")
-            response = await self._pools.call(call, pool)
+            try:
+                response = await pool.call(call)
+            except PoolRetired:
+                # Drained while the call waited (the route changed): its new pool.
+                response = await self._pools.call_after_retire(call, pool)
         else:
             response = await self._cold.run(call, await self._image(call))
         if route.headers:

@@ -107,34 +107,18 @@ class HotPool:
     # -- the call path -------------------------------------------------------------------
 
     async def call(self, call: Call) -> Response:
+        """Serves the call in one of the pool's containers: the warm path is a list pop,
+        one write and one read on the container's connection, and a list append."""
         if self.retired:
             raise PoolRetired
-        if self._policy.should_fail_fast() and self._last_start_error is not None:
-            error = self._last_start_error
-            raise type(error)(error.message)
-        waiter: asyncio.Future = self._loop.create_future()
-        key = self._policy.acquire(waiter)
-        if key is not None:
+        key = self._policy.acquire_idle()
+        if key is None:
+            key = await self._wait_for_container(call)
+        else:
             call.start = "warm"
             call.assigned = time.perf_counter()
-        else:
-            self._reconcile()
-            try:
-                async with asyncio.timeout_at(call.deadline):
-                    key, warm, assigned = await waiter
-            except TimeoutError:
-                self._abandon(waiter)
-                raise self._wait_timed_out() from None
-            except asyncio.CancelledError:
-                self._abandon(waiter)
-                raise
-            call.start = "warm" if warm else "fresh"
-            call.assigned = max(assigned, call.received)
-        container = self._containers[key]
-        call.container_id = container.docker_id
-        return await self._exchange(call, container)
-
-    async def _exchange(self, call: Call, c: HotContainer) -> Response:
+        c = self._containers[key]
+        call.container_id = c.docker_id
         head = http_stream.request_head(
             call_id=call.id,
             deadline=call.deadline_utc,
@@ -210,6 +194,28 @@ class HotPool:
             raise await self._failed(call, c, exc) from None
         reply.finish()
         self._release(c)
+
+    async def _wait_for_container(self, call: Call) -> str:
+        """No idle container: the call queues for one freed or started meanwhile, until its
+        deadline. Fails at once while starts back off and there is no container at all."""
+        if self._policy.should_fail_fast() and self._last_start_error is not None:
+            error = self._last_start_error
+            raise type(error)(error.message)
+        waiter: asyncio.Future = self._loop.create_future()
+        self._policy.enqueue(waiter)
+        self._reconcile()
+        try:
+            async with asyncio.timeout_at(call.deadline):
+                key, warm, assigned = await waiter
+        except TimeoutError:
+            self._abandon(waiter)
+            raise self._wait_timed_out() from None
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+        call.start = "warm" if warm else "fresh"
+        call.assigned = max(assigned, call.received)
+        return key
 
     def _abandon(self, waiter: asyncio.Future) -> None:
         """A call stopped waiting: out of the queue, or, if a container was handed to it

@@ -101,12 +101,22 @@ class PoolPolicy(Generic[W]):
     def acquire(self, waiter: W, urgent: bool = True) -> str | None:
         """An idle container for the call (most recently used first), or None: the call is
         queued, first come first served, sync (`urgent`) calls before async ones."""
+        key = self.acquire_idle()
+        if key is None:
+            self.enqueue(waiter, urgent)
+        return key
+
+    def acquire_idle(self) -> str | None:
+        """The most recently used idle container, taken for a call; None if none is idle
+        (or calls already wait: they come first)."""
         if self._idle and not self._queue:
             key = self._idle.pop()
             self._use(key)
             return key
-        (self._queue.urgent if urgent else self._queue.later)[waiter] = None
         return None
+
+    def enqueue(self, waiter: W, urgent: bool = True) -> None:
+        (self._queue.urgent if urgent else self._queue.later)[waiter] = None
 
     def cancel(self, waiter: W) -> bool:
         """The call stopped waiting (deadline, caller gone); True if it was still queued."""

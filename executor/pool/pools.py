@@ -124,18 +124,19 @@ class HotPools:
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def call(self, call: Call, pool: HotPool) -> Response:
+    async def call_after_retire(self, call: Call, pool: HotPool) -> Response:
+        """A call whose pool was drained while it waited moves to the route's new pool."""
         while True:
+            if self._closing:
+                raise ServiceUnavailable("executor shutting down: call stopped")
+            latest = self._pools.get((call.app.name, call.route.path))
+            if latest is None or latest is pool:
+                raise ServiceUnavailable("route removed while the call waited")
+            pool = latest
             try:
                 return await pool.call(call)
             except PoolRetired:
-                # Drained while the call waited: it moves to the route's new pool.
-                if self._closing:
-                    raise ServiceUnavailable("executor shutting down: call stopped") from None
-                latest = self._pools.get((call.app.name, call.route.path))
-                if latest is None or latest is pool:
-                    raise ServiceUnavailable("route removed while the call waited") from None
-                pool = latest
+                continue
 
     # -- background tasks and shutdown ---------------------------------------------------
 
