@@ -245,6 +245,7 @@ def summarise(blocks: dict[str, list[tuple[list[float], float]]]) -> dict:
         out[name] = {
             **summary(latencies),
             "calls_per_s": statistics.median(rate for _, rate in runs),
+            "block_calls_per_s": [round(rate) for _, rate in runs],
             "block_p50_ms": [summary(run)["p50_ms"] for run, _ in runs],
         }
     differences = [

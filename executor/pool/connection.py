@@ -146,6 +146,10 @@ class HotConnection(asyncio.Protocol):
             self._transport.write(body)
         return reply
 
+    def abort(self, message: str) -> None:
+        """Fails the call in progress (its container is gone) and closes the connection."""
+        self._broken(message)
+
     def close(self) -> None:
         self.closed = True
         if self._transport is not None:

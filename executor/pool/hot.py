@@ -102,6 +102,7 @@ class HotPool:
         self._timer: asyncio.TimerHandle | None = None
         self._last_start_error: ExecutorError | None = None
         self.retired = False
+        self._stopping = False  # removing every container: the executor is stopping
         self.empty = asyncio.Event()
 
     # -- the call path -------------------------------------------------------------------
@@ -118,6 +119,14 @@ class HotPool:
             call.start = "warm"
             call.assigned = time.perf_counter()
         c = self._containers[key]
+        if c.conn is None or c.conn.closed:
+            # The function closed its idle connection (a keep-alive timeout, or no
+            # keep-alive at all): open a new one; a container that no longer listens goes.
+            try:
+                c.conn = await HotConnection.open(c.socket_path)
+            except OSError as exc:
+                self._discard(c, f"socket unreachable: {exc}")
+                return await self.call(call)
         call.container_id = c.docker_id
         head = http_stream.request_head(
             call_id=call.id,
@@ -162,6 +171,9 @@ class HotPool:
     async def _failed(self, call: Call, c: HotContainer, exc: BaseException) -> BaseException:
         """What a call whose exchange broke gets; its container is removed and replaced,
         whatever the cause (its connection's state is unknown)."""
+        if self._stopping:
+            self._discard(c, "shutting down")
+            return ServiceUnavailable("executor shutting down: call stopped")
         if isinstance(exc, ReplyTimeout):
             self._discard(c, "call timed out")
             return CallTimeout(f"function timed out after {call.route.timeout} s")
@@ -278,8 +290,8 @@ class HotPool:
     def _release(self, c: HotContainer) -> None:
         if c.gone:
             return
-        if self.retired or c.conn is None or c.conn.closed:
-            self._discard(c, "pool drained" if self.retired else "connection closed")
+        if self.retired:
+            self._discard(c, "pool drained")
             return
         self._hand_over(self._policy.release(c.key))
         # A release never calls for a start; a container going idle may expire, which
@@ -388,9 +400,13 @@ class HotPool:
         self._reconcile()
 
     def _exited(self, c: HotContainer) -> None:
-        # A container that dies while idle is replaced; one dying mid-call is noticed by
-        # its call first (the connection breaks) and discarded there.
-        if c.conn is not None and not c.conn.in_call:
+        # A container that dies while idle is replaced. One dying mid-call fails its call
+        # at once (usually its connection has broken already), which discards it.
+        if c.conn is None:
+            return  # still starting: the start sees the exit
+        if c.conn.in_call:
+            c.conn.abort(f"the container exited (status {_status(c.exited)})")
+        else:
             self._discard(c, f"exited (status {_status(c.exited)})")
 
     async def _read_output(self, c: HotContainer) -> None:
@@ -461,6 +477,7 @@ class HotPool:
 
     def remove_all(self) -> None:
         """Removes every container now, busy ones included (the end of a shutdown)."""
+        self._stopping = True
         self.retire()
         for c in list(self._containers.values()):
             if not c.gone:

@@ -167,6 +167,9 @@ class HotPools:
             await asyncio.wait(waits, timeout=grace)
         for wait in waits:
             wait.cancel()
+        # Past the grace: calls still running are stopped, and answered 503.
+        for pool in pools:
+            pool.remove_all()
 
     async def close(self) -> None:
         """Removes every container (busy ones too) and waits, bounded, until they are gone."""

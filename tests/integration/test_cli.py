@@ -28,6 +28,17 @@ def run(*args: str, stdin: bytes = b"", url: str) -> subprocess.CompletedProcess
     return subprocess.run([*EXECUTOR, *args], input=stdin, capture_output=True, env=env, timeout=60)
 
 
+def wait_route(url: str, path: str, marker: bytes, what: str) -> None:
+    """Until the route's GET shows `marker` (b'"busy":1', ...) in its pool."""
+    deadline = time.monotonic() + 20
+    while True:
+        with urllib.request.urlopen(f"{url}/v1/apps/demo/routes{path}") as response:
+            if marker in response.read():
+                return
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     port = free_port()
@@ -129,11 +140,7 @@ def test_sigterm_lets_a_hot_call_finish_and_removes_every_hot_container(server, 
         "--format", "http-stream", "--min-warm", "2", url=url,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    deadline = time.monotonic() + 20
-    while len(group_containers(group, "label=executor.kind=hot", "status=running")) < 2:
-        assert time.monotonic() - deadline < 0, "min_warm containers never started"
-        time.sleep(0.1)
-    time.sleep(0.5)  # ready, not only running
+    wait_route(url, "/hot", b'"idle":2', "the min_warm containers never became ready")
     (tmp_path / "body").write_bytes(b"sleep 1")
     with (tmp_path / "body").open("rb") as body:
         caller = subprocess.Popen(
@@ -143,13 +150,7 @@ def test_sigterm_lets_a_hot_call_finish_and_removes_every_hot_container(server, 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-    deadline = time.monotonic() + 10
-    while True:  # until the call is in its container
-        with urllib.request.urlopen(f"{url}/v1/apps/demo/routes/hot") as response:
-            if b'"busy":1' in response.read():
-                break
-        assert time.monotonic() < deadline, "the call never reached a container"
-        time.sleep(0.05)
+    wait_route(url, "/hot", b'"busy":1', "the call never reached a container")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     # Within the 2 s grace: the call in flight finished with its own answer.
@@ -158,3 +159,28 @@ def test_sigterm_lets_a_hot_call_finish_and_removes_every_hot_container(server, 
     assert b'"body": "sleep 1"' in out
     assert group_containers(group) == []
     assert not Path(f"/tmp/exr-{group[-8:]}").exists()
+
+
+def test_sigterm_stops_a_hot_call_past_the_grace_with_503(server, tmp_path):
+    process, url, _, group = server
+    run("routes", "create", "demo", "/hot", "executor-test/hot", "--format", "http-stream",
+        url=url)  # fmt: skip
+    (tmp_path / "body").write_bytes(b"sleep 30")
+    wait_route(url, "/hot", b'"idle":1', "the hot container never became ready")
+    with (tmp_path / "body").open("rb") as body:
+        caller = subprocess.Popen(
+            [*EXECUTOR, "call", "demo", "/hot"],
+            env={**os.environ, "EXECUTOR_URL": url},
+            stdin=body,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    wait_route(url, "/hot", b'"busy":1', "the call never reached a container")
+    stopping = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    _, err = caller.communicate(timeout=10)
+    assert caller.returncode == 1
+    assert b"HTTP 503" in err and b"shutting down" in err, err
+    assert time.monotonic() - stopping < 8  # the 2 s grace, then removal
+    assert group_containers(group) == []

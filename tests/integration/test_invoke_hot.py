@@ -231,8 +231,12 @@ async def test_a_connection_closed_by_the_function_is_reopened(executor):
     await wait_pool(executor, "/hot", idle=1)
     response, _ = await call(executor, "/hot", b"close")
     assert response.status == 200
-    response, _ = await call(executor, "/hot")
-    assert response.status == 200
+    first = (await response.json())["instance"]
+    for _ in range(2):
+        response, _ = await call(executor, "/hot")
+        assert response.status == 200
+        assert response.headers["Executor-Start"] == "warm"
+        assert (await response.json())["instance"] == first  # the same container
 
 
 async def test_large_responses_stream_and_the_limit_holds(db: Path):
