@@ -395,7 +395,7 @@ class HotPool:
         waiters = self._policy.start_failed(c.key)
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_exception(error)
+                waiter.set_exception(type(error)(error.message))
         self._remove_later(c)
         self._reconcile()
 
