@@ -22,6 +22,8 @@ IMAGES = [
     "executor/busybox",
     "executor/python3",
     "executor/hello",
+    "executor/hello-stream",
+    "executor/fdk-hello",
     "executor-test/echo",
     "executor-test/env",
     "executor-test/fail",

@@ -432,3 +432,19 @@ async def test_a_container_not_ready_by_the_start_timeout_is_removed_with_504(db
                 break
             await asyncio.sleep(0.1)
         assert not group_containers(ex.group)
+
+
+@pytest.mark.parametrize(
+    ("image", "answer"),
+    [
+        ("executor/hello-stream", b"Hello Ada!\n"),
+        ("executor/fdk-hello", b'{"message": "Hello Ada!"}'),
+    ],
+)
+async def test_the_hot_examples_answer_warm(executor, image, answer):
+    await executor.route("/example", image, format="http-stream")
+    await wait_pool(executor, "/example", idle=1)
+    response, body = await call(executor, "/example", b'{"name": "Ada"}')
+    assert response.status == 200
+    assert body == answer
+    assert response.headers["Executor-Start"] == "warm"
