@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # And how long a hot container may take to create its socket.
     iofs_dir: Path = Path("/tmp")
     hot_start_timeout: float = 10.0
+    # Run hot containers' processes as SCHED_BATCH: a function woken by a call then no
+    # longer preempts the executor inside its write to the function's socket, so under
+    # full CPU the executor keeps serving other calls (about +20% calls/s at concurrency
+    # 32 on 2 cores; no change at concurrency 1). Needs the right to renice them (root).
+    hot_sched_batch: bool = True
 
     # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing
     # the containers left may take.

@@ -130,6 +130,11 @@ class DockerEngine:
         await _call(stream._init)
         return Stdio(stream)
 
+    async def pid(self, container_id: str) -> int | None:
+        """The host pid of the container's main process, None when it is not running."""
+        data = await _call(self._api.containers.container(container_id).show)
+        return (data.get("State") or {}).get("Pid") or None
+
     async def start(self, container_id: str) -> None:
         await _call(self._api.containers.container(container_id).start)
 

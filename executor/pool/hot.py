@@ -215,16 +215,23 @@ class HotPool:
             raise type(error)(error.message)
         waiter: asyncio.Future = self._loop.create_future()
         self._policy.enqueue(waiter)
-        self._reconcile()
+        if self._policy.starts_wanted():
+            self._reconcile()
+        elif self._timer is None:
+            self._schedule()  # a backoff may be running: look again when it ends
+        # One timer handle rather than an asyncio.timeout scope: most calls wait here
+        # when a route runs at max_containers.
+        timer = self._loop.call_at(call.deadline, _expire_waiter, waiter)
         try:
-            async with asyncio.timeout_at(call.deadline):
-                key, warm, assigned = await waiter
-        except TimeoutError:
-            self._abandon(waiter)
+            key, warm, assigned = await waiter
+        except _WaitExpired:
+            self._policy.cancel(waiter)
             raise self._wait_timed_out() from None
         except asyncio.CancelledError:
             self._abandon(waiter)
             raise
+        finally:
+            timer.cancel()
         call.start = "warm" if warm else "fresh"
         call.assigned = max(assigned, call.received)
         return key
@@ -280,12 +287,18 @@ class HotPool:
         self._schedule()
 
     def _schedule(self) -> None:
+        when = self._policy.next_wakeup()
         if self._timer is not None:
+            if when is not None and self._timer.when() == when + 0.001:
+                return  # already set for then
             self._timer.cancel()
             self._timer = None
-        when = self._policy.next_wakeup()
         if when is not None and not self.retired:
-            self._timer = self._loop.call_at(when + 0.001, self._reconcile)
+            self._timer = self._loop.call_at(when + 0.001, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._reconcile()
 
     def _release(self, c: HotContainer) -> None:
         if c.gone:
@@ -328,6 +341,8 @@ class HotPool:
             times.append(time.perf_counter())
             await ctx.engine.start(c.docker_id)
             times.append(time.perf_counter())
+            if ctx.settings.hot_sched_batch:
+                ctx.spawn(_schedule_as_batch(ctx.engine, c.docker_id))
             async with asyncio.timeout(ctx.settings.hot_start_timeout):
                 await asyncio.wait({ready, c.exited}, return_when=asyncio.FIRST_COMPLETED)
                 if not ready.done():
@@ -503,6 +518,27 @@ class HotPool:
             "waiting": self._policy.waiting,
             "containers": containers,
         }
+
+
+async def _schedule_as_batch(engine: DockerEngine, container_id: str) -> None:
+    """Makes the container's main process SCHED_BATCH (its later threads and children
+    inherit it): woken by a call, it does not preempt the executor (config.py says why)."""
+    try:
+        pid = await engine.pid(container_id)
+        if pid is not None:
+            os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+    except (EngineError, OSError) as exc:
+        # Not permitted, or another pid namespace (the executor in a container): skip.
+        log.debug("could not make container %s SCHED_BATCH: %s", container_id[:12], exc)
+
+
+class _WaitExpired(Exception):
+    """A waiting call's deadline passed before a container was assigned to it."""
+
+
+def _expire_waiter(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(_WaitExpired())
 
 
 def _limits(route: Route) -> Limits:

@@ -74,6 +74,7 @@ class PoolPolicy(Generic[W]):
         self._queue: _Queue[W] = _Queue()
         self._failures = 0
         self._backoff_until = 0.0
+        self._starting = 0  # kept as a count: asked on every call that has to wait
 
     # -- what the pool holds -------------------------------------------------------------
 
@@ -83,7 +84,9 @@ class PoolPolicy(Generic[W]):
     def count(self, state: SlotState) -> int:
         if state == "idle":
             return len(self._idle)
-        return sum(1 for s in self._slots.values() if s.state == state)
+        if state == "starting":
+            return self._starting
+        return len(self._slots) - len(self._idle) - self._starting
 
     @property
     def waiting(self) -> int:
@@ -152,12 +155,16 @@ class PoolPolicy(Generic[W]):
     def starting(self, key: str) -> None:
         now = self._clock()
         self._slots[key] = Slot(key, "starting", created=now, last_used=now)
+        self._starting += 1
 
     def ready(self, key: str) -> Assignment[W] | None:
         """A container became ready: it serves the first waiting call (a fresh start),
         else it goes idle."""
+        if key not in self._slots:
+            return None
         self._failures = 0
         self._backoff_until = 0.0
+        self._starting -= 1
         waiter = self._queue.pop()
         if waiter is None:
             self._go_idle(key)
@@ -169,7 +176,8 @@ class PoolPolicy(Generic[W]):
         """A start failed (exited before ready, timed out, engine error). Starts back off,
         doubling per consecutive failure. When no container is left to serve them, the
         waiting calls are returned: they get the failure instead of waiting for nothing."""
-        self._slots.pop(key, None)
+        if self._slots.pop(key, None) is not None:
+            self._starting -= 1
         self._failures += 1
         delay = min(BACKOFF_FIRST * 2 ** (self._failures - 1), BACKOFF_MAX)
         self._backoff_until = self._clock() + delay
@@ -194,6 +202,8 @@ class PoolPolicy(Generic[W]):
         slot = self._slots.pop(key, None)
         if slot is not None and slot.state == "idle":
             self._idle.remove(key)
+        elif slot is not None and slot.state == "starting":
+            self._starting -= 1
 
     def take_idle(self) -> list[str]:
         """Every idle container, taken out of the pool (a drain or a shutdown)."""

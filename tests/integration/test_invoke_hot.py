@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -448,3 +449,22 @@ async def test_the_hot_examples_answer_warm(executor, image, answer):
     assert response.status == 200
     assert body == answer
     assert response.headers["Executor-Start"] == "warm"
+
+
+async def test_hot_containers_run_as_sched_batch(executor):
+    await executor.route("/hot", HOT, format="http-stream")
+    await wait_pool(executor, "/hot", idle=1)
+    [container] = hot_containers(executor)
+    pid = int(
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    for _ in range(50):
+        if os.sched_getscheduler(pid) == os.SCHED_BATCH:
+            break
+        await asyncio.sleep(0.05)
+    assert os.sched_getscheduler(pid) == os.SCHED_BATCH
