@@ -81,20 +81,9 @@ def cold_container(
     pids_limit: int,
 ) -> dict[str, Any]:
     """A `default`-format container: stdin attached once, output captured by attach."""
-    return {
-        "Image": route.image,
-        "Env": [f"{k}={v}" for k, v in env.items()],
-        "Labels": labels(identity, app.name, route.path, "cold", call_id),
-        "User": container_user(route, image),
-        "AttachStdin": True,
-        "AttachStdout": True,
-        "AttachStderr": True,
-        "OpenStdin": True,
-        "StdinOnce": True,
-        "Tty": False,
-        # Output is read through attach, so the engine need not store any of it.
-        "HostConfig": host_config(route, pids_limit, log_driver="none"),
-    }
+    body = _container(identity, app, route, image, env, pids_limit, "cold", call_id)
+    body.update(Image=route.image, AttachStdin=True, OpenStdin=True, StdinOnce=True)
+    return body
 
 
 def hot_container(
@@ -111,15 +100,27 @@ def hot_container(
     The image is its ID, not the tag: every container of a pool runs the same image, and
     a rebuilt tag changes the body, hence the pool key.
     """
+    body = _container(identity, app, route, image, env, pids_limit, "hot")
+    body.update(Image=image.id, AttachStdin=False, OpenStdin=False)
+    return body
+
+
+def _container(
+    identity: Identity,
+    app: App,
+    route: Route,
+    image: ImageInfo,
+    env: dict[str, str],
+    pids_limit: int,
+    kind: str,
+    call_id: str | None = None,
+) -> dict[str, Any]:
     return {
-        "Image": image.id,
         "Env": [f"{k}={v}" for k, v in env.items()],
-        "Labels": labels(identity, app.name, route.path, "hot"),
+        "Labels": labels(identity, app.name, route.path, kind, call_id),
         "User": container_user(route, image),
-        "AttachStdin": False,
         "AttachStdout": True,
         "AttachStderr": True,
-        "OpenStdin": False,
         "Tty": False,
         # Output is read through attach, so the engine need not store any of it.
         "HostConfig": host_config(route, pids_limit, log_driver="none"),

@@ -39,6 +39,19 @@ def wait_route(url: str, path: str, marker: bytes, what: str) -> None:
         time.sleep(0.05)
 
 
+def call_in_background(url: str, path: str, body: bytes, tmp_path: Path) -> subprocess.Popen:
+    """`executor call demo PATH` with `body` on its stdin, left running."""
+    (tmp_path / "body").write_bytes(body)
+    with (tmp_path / "body").open("rb") as stdin:
+        return subprocess.Popen(
+            [*EXECUTOR, "call", "demo", path],
+            env={**os.environ, "EXECUTOR_URL": url},
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     port = free_port()
@@ -141,15 +154,7 @@ def test_sigterm_lets_a_hot_call_finish_and_removes_every_hot_container(server, 
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     wait_route(url, "/hot", b'"idle":2', "the min_warm containers never became ready")
-    (tmp_path / "body").write_bytes(b"sleep 1")
-    with (tmp_path / "body").open("rb") as body:
-        caller = subprocess.Popen(
-            [*EXECUTOR, "call", "demo", "/hot"],
-            env={**os.environ, "EXECUTOR_URL": url},
-            stdin=body,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+    caller = call_in_background(url, "/hot", b"sleep 1", tmp_path)
     wait_route(url, "/hot", b'"busy":1', "the call never reached a container")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
@@ -165,16 +170,8 @@ def test_sigterm_stops_a_hot_call_past_the_grace_with_503(server, tmp_path):
     process, url, _, group = server
     run("routes", "create", "demo", "/hot", "executor-test/hot", "--format", "http-stream",
         url=url)  # fmt: skip
-    (tmp_path / "body").write_bytes(b"sleep 30")
     wait_route(url, "/hot", b'"idle":1', "the hot container never became ready")
-    with (tmp_path / "body").open("rb") as body:
-        caller = subprocess.Popen(
-            [*EXECUTOR, "call", "demo", "/hot"],
-            env={**os.environ, "EXECUTOR_URL": url},
-            stdin=body,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+    caller = call_in_background(url, "/hot", b"sleep 30", tmp_path)
     wait_route(url, "/hot", b'"busy":1', "the call never reached a container")
     stopping = time.monotonic()
     process.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,14 @@ async def wait_pool(ex: Executor, path: str, within: float = 20, **want: int) ->
 async def call(ex: Executor, path: str, body: bytes = b"", **kw):
     response = await ex.client.post(f"/r/t{path}", data=body, **kw)
     return response, await response.read()
+
+
+async def eventually(check: Callable[[], bool], within: float = 10) -> None:
+    """Until `check()` holds (containers leave and arrive in the background)."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        await asyncio.sleep(0.05)
 
 
 def hot_containers(ex: Executor) -> list[str]:
@@ -103,11 +112,7 @@ async def test_idle_containers_above_min_warm_are_removed_after_idle_timeout(exe
     assert float(response.headers["Executor-Wait-Ms"]) < 100
     assert len(hot_containers(executor)) == 1
     await wait_pool(executor, "/hot", within=5, idle=0, busy=0, starting=0)
-    for _ in range(50):
-        if not group_containers(executor.group, "label=executor.kind=hot"):
-            break
-        await asyncio.sleep(0.1)
-    assert not group_containers(executor.group, "label=executor.kind=hot")
+    await eventually(lambda: not group_containers(executor.group, "label=executor.kind=hot"))
 
 
 async def test_concurrent_calls_fall_back_to_fresh_containers(executor):
@@ -267,11 +272,7 @@ async def test_a_pool_change_drains_the_old_containers(executor):
     assert response.status == 200
     response, _ = await call(executor, "/hot")
     assert response.status == 200
-    for _ in range(50):
-        if old not in group_containers(executor.group):
-            break
-        await asyncio.sleep(0.1)
-    assert old not in group_containers(executor.group)
+    await eventually(lambda: old not in group_containers(executor.group))
     [new] = hot_containers(executor)
     memory = subprocess.run(
         ["docker", "inspect", "-f", "{{.HostConfig.Memory}}", new],
@@ -306,11 +307,7 @@ async def test_a_rebuilt_image_tag_drains_the_pool(executor, tmp_path):
         await wait_pool(executor, "/hot", idle=1)
         [old] = hot_containers(executor)
         second_id = build("two")
-        for _ in range(100):
-            if old not in group_containers(executor.group):
-                break
-            await asyncio.sleep(0.1)
-        assert old not in group_containers(executor.group)
+        await eventually(lambda: old not in group_containers(executor.group))
         await wait_pool(executor, "/hot", idle=1)
         [new] = hot_containers(executor)
         image = subprocess.run(
@@ -322,10 +319,7 @@ async def test_a_rebuilt_image_tag_drains_the_pool(executor, tmp_path):
         assert image == second_id != first_id
     finally:
         await executor.json("DELETE", "/v1/apps/t/routes/hot")
-        for _ in range(50):
-            if not group_containers(executor.group):
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: not group_containers(executor.group))
         subprocess.run(["docker", "rmi", "-f", tag, first_id], capture_output=True, check=False)
 
 
@@ -333,11 +327,7 @@ async def test_deleting_a_route_removes_its_containers(executor):
     await executor.route("/hot", HOT, format="http-stream", min_warm=2)
     await wait_pool(executor, "/hot", idle=2)
     await executor.json("DELETE", "/v1/apps/t/routes/hot")
-    for _ in range(50):
-        if not group_containers(executor.group):
-            break
-        await asyncio.sleep(0.1)
-    assert not group_containers(executor.group)
+    await eventually(lambda: not group_containers(executor.group))
 
 
 async def test_min_warm_pools_come_back_after_a_restart(db: Path):
@@ -389,12 +379,7 @@ async def test_an_idle_container_killed_from_outside_is_replaced(executor):
     await wait_pool(executor, "/hot", idle=1)
     [victim] = hot_containers(executor)
     subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
-    for _ in range(100):
-        running = hot_containers(executor)
-        if running and victim not in running:
-            break
-        await asyncio.sleep(0.1)
-    assert victim not in hot_containers(executor)
+    await eventually(lambda: victim not in hot_containers(executor))
     await wait_pool(executor, "/hot", idle=1)
     response, _ = await call(executor, "/hot")
     assert response.headers["Executor-Start"] == "warm"
@@ -428,11 +413,7 @@ async def test_a_container_not_ready_by_the_start_timeout_is_removed_with_504(db
         assert response.status == 504, body
         assert b"container initialization timed out" in body
         assert time.monotonic() - started < 2.5
-        for _ in range(50):
-            if not group_containers(ex.group):
-                break
-            await asyncio.sleep(0.1)
-        assert not group_containers(ex.group)
+        await eventually(lambda: not group_containers(ex.group))
 
 
 @pytest.mark.parametrize(
@@ -463,8 +444,4 @@ async def test_hot_containers_run_as_sched_batch(executor):
             check=True,
         ).stdout
     )
-    for _ in range(50):
-        if os.sched_getscheduler(pid) == os.SCHED_BATCH:
-            break
-        await asyncio.sleep(0.05)
-    assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+    await eventually(lambda: os.sched_getscheduler(pid) == os.SCHED_BATCH, within=3)

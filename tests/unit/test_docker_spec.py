@@ -1,5 +1,13 @@
 from executor.docker.engine import ImageInfo
-from executor.docker.spec import Identity, cold_container, container_user, labels
+from executor.docker.spec import (
+    Identity,
+    cold_container,
+    container_user,
+    hot_container,
+    labels,
+    pool_key,
+    with_iofs,
+)
 from executor.models import App, Route
 
 IDENTITY = Identity(group="g1", instance="i1")
@@ -75,3 +83,37 @@ def test_user_rule():
     assert container_user(make_route(), ImageInfo("i", "app")) == "app"
     assert container_user(make_route(user="1000:1000"), ImageInfo("i", "app")) == "1000:1000"
     assert container_user(make_route(user="root"), ImageInfo("i", "")) == "root"
+
+
+def hot(route, image=ROOT_IMAGE, env=None):
+    return hot_container(
+        identity=IDENTITY,
+        app=APP,
+        route=route,
+        image=image,
+        env=env or {"FN_FORMAT": "http-stream"},
+        pids_limit=100,
+    )
+
+
+def test_a_hot_container_runs_the_image_id_without_stdin():
+    body = hot(make_route(format="http-stream"))
+    assert body["Image"] == "sha256:x"
+    assert body["Labels"]["executor.kind"] == "hot"
+    assert "executor.call" not in body["Labels"]
+    assert body["AttachStdin"] is False and body["OpenStdin"] is False
+    assert "Binds" not in body["HostConfig"]
+    with_bind = with_iofs(body, "/tmp/exr-x/abc", "/tmp/iofs")
+    assert with_bind["HostConfig"]["Binds"] == ["/tmp/exr-x/abc:/tmp/iofs"]
+    assert "Binds" not in body["HostConfig"]  # the pool's template is left alone
+
+
+def test_the_pool_key_follows_the_container_not_the_pool_sizes():
+    route = make_route(format="http-stream")
+    key = pool_key(hot(route))
+    same = make_route(format="http-stream", min_warm=3, max_containers=9, timeout=5)
+    assert pool_key(hot(same)) == key
+    assert pool_key(hot(make_route(format="http-stream", idle_timeout=99))) == key
+    assert pool_key(hot(make_route(format="http-stream", memory=256))) != key
+    assert pool_key(hot(route, image=ImageInfo("sha256:rebuilt", ""))) != key
+    assert pool_key(hot(route, env={"FN_FORMAT": "http-stream", "A": "1"})) != key
