@@ -47,6 +47,13 @@ async def eventually(check: Callable[[], bool], within: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
+def inspect(ref: str, template: str) -> str:
+    """`docker inspect -f TEMPLATE REF` (a container or an image)."""
+    return subprocess.run(
+        ["docker", "inspect", "-f", template, ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def hot_containers(ex: Executor) -> list[str]:
     return group_containers(ex.group, "label=executor.kind=hot", "status=running")
 
@@ -274,13 +281,7 @@ async def test_a_pool_change_drains_the_old_containers(executor):
     assert response.status == 200
     await eventually(lambda: old not in group_containers(executor.group))
     [new] = hot_containers(executor)
-    memory = subprocess.run(
-        ["docker", "inspect", "-f", "{{.HostConfig.Memory}}", new],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert memory == str(96 * 1024 * 1024)
+    assert inspect(new, "{{.HostConfig.Memory}}") == str(96 * 1024 * 1024)
     # In-place fields keep the pool.
     await executor.json("PATCH", "/v1/apps/t/routes/hot", {"route": {"idle_timeout": 60}})
     assert hot_containers(executor) == [new]
@@ -294,12 +295,7 @@ async def test_a_rebuilt_image_tag_drains_the_pool(executor, tmp_path):
         subprocess.run(
             ["docker", "build", "-q", "-t", tag, str(tmp_path)], check=True, capture_output=True
         )
-        return subprocess.run(
-            ["docker", "image", "inspect", "-f", "{{.Id}}", tag],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        return inspect(tag, "{{.Id}}")
 
     first_id = build("one")
     try:
@@ -310,13 +306,7 @@ async def test_a_rebuilt_image_tag_drains_the_pool(executor, tmp_path):
         await eventually(lambda: old not in group_containers(executor.group))
         await wait_pool(executor, "/hot", idle=1)
         [new] = hot_containers(executor)
-        image = subprocess.run(
-            ["docker", "inspect", "-f", "{{.Image}}", new],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        assert image == second_id != first_id
+        assert inspect(new, "{{.Image}}") == second_id != first_id
     finally:
         await executor.json("DELETE", "/v1/apps/t/routes/hot")
         await eventually(lambda: not group_containers(executor.group))
@@ -436,12 +426,5 @@ async def test_hot_containers_run_as_sched_batch(executor):
     await executor.route("/hot", HOT, format="http-stream")
     await wait_pool(executor, "/hot", idle=1)
     [container] = hot_containers(executor)
-    pid = int(
-        subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    pid = int(inspect(container, "{{.State.Pid}}"))
     await eventually(lambda: os.sched_getscheduler(pid) == os.SCHED_BATCH, within=3)
