@@ -66,7 +66,6 @@ class PoolContext:
 class HotContainer:
     key: str
     directory: Path
-    created: float
     # perf_counter when its start began: a fresh call's wait ends there (Executor-Wait-Ms
     # does not count a container's start).
     start_began: float = field(default_factory=time.perf_counter)
@@ -278,7 +277,7 @@ class HotPool:
             return
         for _ in range(self._policy.starts_wanted()):
             key = secrets.token_hex(6)
-            container = HotContainer(key, self._ctx.iofs_root / key, self._loop.time())
+            container = HotContainer(key, self._ctx.iofs_root / key)
             self._containers[key] = container
             self._policy.starting(key)
             container.starter = self._ctx.spawn(self._start(container))

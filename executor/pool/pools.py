@@ -119,9 +119,6 @@ class HotPools:
         pool = self._pools.get((app_name, path))
         return pool.state() if pool is not None else None
 
-    def routes(self) -> list[HotPool]:
-        return list(self._pools.values())
-
     # -- calls ---------------------------------------------------------------------------
 
     async def call_after_retire(self, call: Call, pool: HotPool) -> Response:
