@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install images run test lint bench clean
+.PHONY: install images image run test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 
 images: install
 	PYTHON_HOST=$(BIN)/python images/build.sh
+
+# The executor's own image (Dockerfile) on the local Python base: README "Run in a container".
+image: install
+	PYTHON_HOST=$(BIN)/python images/executor.sh
 
 run: install images
 	HOST=$(HOST) PORT=$(PORT) scripts/serve-demo.sh

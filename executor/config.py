@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # short: <iofs_dir>/exr-<8>/<12>/lsnr.sock must fit a unix socket path (107 bytes).
     # And how long a hot container may take to create its socket.
     iofs_dir: Path = Path("/tmp")
+    # The same directory as the Docker engine sees it, when they differ: the executor in
+    # a container, with iofs_dir bind-mounted from this host path (the Fn Project's
+    # FN_IOFS_DOCKER_PATH, which is read too). Unset: the engine sees iofs_dir itself.
+    iofs_host_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "iofs_host_dir", "EXECUTOR_IOFS_HOST_DIR", "FN_IOFS_DOCKER_PATH"
+        ),
+    )
     hot_start_timeout: float = 10.0
     # Run hot containers' processes as SCHED_BATCH: a function woken by a call then no
     # longer preempts the executor inside its write to the function's socket, so under

@@ -11,7 +11,8 @@ SUITE=${DEBIAN_SUITE:-bookworm}
 BUSYBOX=executor/busybox:latest
 PYTHON=executor/python3:latest
 
-now_ms() { date +%s%3N; }
+# shellcheck source=images/lib.sh
+. images/lib.sh
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 wanted() { [ ${#ONLY[@]} -eq 0 ] && return 0; local n; for n in "${ONLY[@]}"; do [ "$n" = "$1" ] || [ "$n:latest" = "$1" ] && return 0; done; return 1; }
 
@@ -79,20 +80,6 @@ build_python() {
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' - "$PYTHON"
   rm -rf "$root"
-}
-
-# Python packages for an image are installed on the host (pip install --target, for the
-# base's Python 3.11) and copied in: no pip and no registry are needed in the image.
-# site_packages ARGS...: a cached folder of those packages (the same ARGS reuse it).
-site_packages() {
-  local site; site=.cache/site-$(printf '%s' "$*" | sha256sum | cut -c1-12)
-  if [ ! -f "$site/.done" ]; then
-    rm -rf "$site"
-    "${PYTHON_HOST:-python3}" -m pip install -q --no-compile --target "$site" \
-      --python-version 3.11 --only-binary=:all: "$@" >&2
-    touch "$site/.done"
-  fi
-  echo "$site"
 }
 
 # function_image NAME DIR [BASE]: a function whose Dockerfile takes its base as ARG BASE.

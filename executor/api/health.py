@@ -9,7 +9,7 @@ from aiohttp import web
 from executor import __version__
 from executor.api.errors import error_response, json_response
 from executor.docker.engine import EngineError
-from executor.state import ENGINE, EVENTS, STORE
+from executor.state import ENGINE, EVENTS, IDENTITY, STORE
 
 READY_CHECK_TIMEOUT = 2.0
 
@@ -21,7 +21,10 @@ def setup(app: web.Application) -> None:
 
 
 async def root(request: web.Request) -> web.Response:
-    return json_response({"name": "executor", "version": __version__})
+    # The instance is the `Executor-Instance` of this process's calls and the
+    # `executor.instance` label of its containers: which node answers, behind a balancer.
+    instance = request.app[IDENTITY].instance
+    return json_response({"name": "executor", "version": __version__, "instance": instance})
 
 
 async def live(request: web.Request) -> web.Response:

@@ -133,7 +133,11 @@ def pool_key(body: dict[str, Any]) -> str:
 
 
 def with_iofs(body: dict[str, Any], host_dir: str, mount: str) -> dict[str, Any]:
-    """The body with one container's iofs directory bind-mounted."""
+    """The body with one container's iofs directory bind-mounted.
+
+    A `Mounts` bind, not `Binds`: a host directory that does not exist (iofs_host_dir not
+    matching the executor's volume) fails the create, where `Binds` would make an empty
+    one and the function's socket would never reach the executor."""
     host = dict(body["HostConfig"])
-    host["Binds"] = [f"{host_dir}:{mount}"]
+    host["Mounts"] = [{"Type": "bind", "Source": host_dir, "Target": mount}]
     return {**body, "HostConfig": host}

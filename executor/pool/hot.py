@@ -58,6 +58,7 @@ class PoolContext:
     identity: spec.Identity
     settings: Settings
     iofs_root: Path
+    iofs_host_root: Path  # iofs_root as the engine sees it (differs when we run in a container)
     # Runs a coroutine as a background task owned by the executor (closed at shutdown).
     spawn: Callable[[Any], asyncio.Task]
 
@@ -330,7 +331,8 @@ class HotPool:
             c.directory.mkdir()
             os.chmod(c.directory, 0o777)  # explicit: mkdir's mode is cut by the umask
             ready = ctx.watcher.ready(c.directory, http_stream.SOCKET_NAME)
-            body = spec.with_iofs(self._body, str(c.directory), http_stream.IOFS_MOUNT)
+            host_dir = ctx.iofs_host_root / c.key
+            body = spec.with_iofs(self._body, str(host_dir), http_stream.IOFS_MOUNT)
             c.docker_id = await ctx.engine.create(body)
             times.append(time.perf_counter())
             c.exited = ctx.events.expect_exit(c.docker_id)
@@ -363,7 +365,10 @@ class HotPool:
             self._start_failed(c, ServiceUnavailable(exc.message))
             return
         except EngineError as exc:
-            self._start_failed(c, FunctionFailed(f"container could not be started: {exc}"))
+            message = f"container could not be started: {exc}"
+            if "bind source path" in exc.message:
+                message += " (EXECUTOR_IOFS_HOST_DIR must be the host path of EXECUTOR_IOFS_DIR)"
+            self._start_failed(c, FunctionFailed(message))
             return
         except OSError as exc:
             self._start_failed(c, FunctionFailed(f"container could not be reached: {exc}"))
@@ -524,11 +529,18 @@ async def _schedule_as_batch(engine: DockerEngine, container_id: str) -> None:
     inherit it): woken by a call, it does not preempt the executor (config.py says why)."""
     try:
         pid = await engine.pid(container_id)
-        if pid is not None:
+        # The engine gives the pid in the host's namespace. The executor in a container
+        # sees other pids, so it checks the process is in the container's cgroup first.
+        if pid is not None and _in_cgroup_of(pid, container_id):
             os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
     except (EngineError, OSError) as exc:
-        # Not permitted, or another pid namespace (the executor in a container): skip.
+        # Not permitted (not root): skip.
         log.debug("could not make container %s SCHED_BATCH: %s", container_id[:12], exc)
+
+
+def _in_cgroup_of(pid: int, container_id: str) -> bool:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return container_id in f.read()
 
 
 class _WaitExpired(Exception):

@@ -36,7 +36,7 @@ SOCKET_PATH_MAX = 107
 
 def iofs_root(settings: Settings, group: str) -> Path:
     """This executor's own folder of iofs directories (each <root>/<12 hex>/)."""
-    root = settings.iofs_dir.absolute() / f"exr-{group[-8:]}"
+    root = settings.iofs_dir.absolute() / _own_folder(group)
     longest = len(str(root / ("x" * 12) / f"phony{http_stream.SOCKET_NAME}").encode())
     if longest > SOCKET_PATH_MAX:
         raise BadSetting(
@@ -44,6 +44,19 @@ def iofs_root(settings: Settings, group: str) -> Path:
             f"would have {longest}-byte paths, over the {SOCKET_PATH_MAX}-byte limit"
         )
     return root
+
+
+def iofs_host_root(settings: Settings, group: str) -> Path:
+    """The same folder as the Docker engine sees it: what hot containers bind-mount."""
+    if settings.iofs_host_dir is None:
+        return iofs_root(settings, group)
+    if not settings.iofs_host_dir.is_absolute():
+        raise BadSetting(f"iofs_host_dir {str(settings.iofs_host_dir)!r} is not an absolute path")
+    return settings.iofs_host_dir / _own_folder(group)
+
+
+def _own_folder(group: str) -> str:
+    return f"exr-{group[-8:]}"
 
 
 class HotPools:
@@ -69,6 +82,7 @@ class HotPools:
             identity=identity,
             settings=settings,
             iofs_root=root,
+            iofs_host_root=iofs_host_root(settings, identity.group),
             spawn=self._spawn,
         )
         self._pools: dict[tuple[str, str], HotPool] = {}

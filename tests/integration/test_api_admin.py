@@ -4,7 +4,11 @@ import pytest
 
 
 async def test_root_and_health(executor):
-    assert await executor.json("GET", "/") == {"name": "executor", "version": "0.1.0"}
+    assert await executor.json("GET", "/") == {
+        "name": "executor",
+        "version": "0.1.0",
+        "instance": executor.instance,
+    }
     assert (await executor.json("GET", "/health/live"))["status"] == "live"
     assert (await executor.json("GET", "/health/ready"))["status"] == "ready"
 

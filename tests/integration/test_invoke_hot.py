@@ -428,3 +428,14 @@ async def test_hot_containers_run_as_sched_batch(executor):
     [container] = hot_containers(executor)
     pid = int(inspect(container, "{{.State.Pid}}"))
     await eventually(lambda: os.sched_getscheduler(pid) == os.SCHED_BATCH, within=3)
+
+
+async def test_an_iofs_host_dir_the_engine_does_not_have_gives_a_clear_502(db: Path):
+    # The executor in a container with EXECUTOR_IOFS_HOST_DIR not matching its volume.
+    async with running(settings_for(db, iofs_host_dir=Path("/nonexistent-iofs"))) as ex:
+        await ex.route("/hot", HOT, format="http-stream", min_warm=0)
+        response, body = await call(ex, "/hot")
+        assert response.status == 502, body
+        assert b"/nonexistent-iofs/exr-" in body
+        assert b"does not exist" in body
+        assert b"EXECUTOR_IOFS_HOST_DIR must be the host path of EXECUTOR_IOFS_DIR" in body

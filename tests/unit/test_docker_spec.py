@@ -102,10 +102,12 @@ def test_a_hot_container_runs_the_image_id_without_stdin():
     assert body["Labels"]["executor.kind"] == "hot"
     assert "executor.call" not in body["Labels"]
     assert body["AttachStdin"] is False and body["OpenStdin"] is False
-    assert "Binds" not in body["HostConfig"]
+    assert "Mounts" not in body["HostConfig"]
     with_bind = with_iofs(body, "/tmp/exr-x/abc", "/tmp/iofs")
-    assert with_bind["HostConfig"]["Binds"] == ["/tmp/exr-x/abc:/tmp/iofs"]
-    assert "Binds" not in body["HostConfig"]  # the pool's template is left alone
+    assert with_bind["HostConfig"]["Mounts"] == [
+        {"Type": "bind", "Source": "/tmp/exr-x/abc", "Target": "/tmp/iofs"}
+    ]
+    assert "Mounts" not in body["HostConfig"]  # the pool's template is left alone
 
 
 def test_the_pool_key_follows_the_container_not_the_pool_sizes():

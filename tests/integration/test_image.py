@@ -1,0 +1,154 @@
+"""The executor's own image (Dockerfile), built on the local Python base by
+images/executor.sh, run as a container that drives its host's engine through the socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "executor-test/executor:latest"
+SOCKET = "/var/run/docker.sock"
+UID = 10001  # the image's user
+
+
+def docker(*args: str, check: bool = True) -> str:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=120
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    built = subprocess.run(
+        [str(ROOT / "images/executor.sh"), IMAGE],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON_HOST": sys.executable},
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    return IMAGE
+
+
+@dataclass
+class Running:
+    container: str
+    url: str
+    instance: str  # the executor's id: the `executor.instance` label of what it makes
+    iofs: Path
+    ready_after: float  # seconds from `docker run` to a 200 from /health/ready
+
+    def made(self, *flags: str) -> list[str]:
+        """The containers this executor made (`docker ps` FLAGS)."""
+        label = f"label=executor.instance={self.instance}"
+        return docker("ps", *flags, "-q", "--filter", label).split()
+
+
+@pytest.fixture
+def running(image: str) -> Iterator[Running]:
+    # The host folder hot containers' iofs directories live in, mounted at /iofs in the
+    # executor and named to it as the host path; the image's user must own it.
+    iofs = Path(f"/tmp/exr-it-{secrets.token_hex(3)}")
+    iofs.mkdir()
+    os.chown(iofs, UID, UID)
+    name = f"executor-it-{secrets.token_hex(4)}"
+    started = time.monotonic()
+    docker(
+        "run", "-d", "--name", name,
+        "-p", "127.0.0.1::8080",
+        "-v", f"{SOCKET}:{SOCKET}",
+        "--group-add", str(os.stat(SOCKET).st_gid),
+        "-v", f"{iofs}:/iofs",
+        "-e", f"EXECUTOR_IOFS_HOST_DIR={iofs}",
+        image,
+    )  # fmt: skip
+    instance = None
+    try:
+        port = docker("port", name, "8080/tcp").splitlines()[0].rsplit(":", 1)[1]
+        url = f"http://127.0.0.1:{port}"
+        ready_after = _wait_ready(url, name) - started
+        instance = _get_json(f"{url}/")["instance"]
+        yield Running(name, url, instance, iofs, ready_after)
+    finally:
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+        print(logs.stdout, logs.stderr)  # shown when the test failed
+        docker("stop", "-t", "20", name, check=False)  # SIGTERM: it removes what it made
+        docker("rm", "-f", "-v", name, check=False)
+        if instance is not None:
+            left = Running(name, "", instance, iofs, 0).made("-a")
+            if left:
+                docker("rm", "-f", *left, check=False)
+        shutil.rmtree(iofs, ignore_errors=True)
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=1) as r:
+        return json.loads(r.read())
+
+
+def _wait_ready(url: str, name: str) -> float:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            _get_json(f"{url}/health/ready")
+            return time.monotonic()
+        except OSError:  # not listening yet, or 503 (HTTPError)
+            time.sleep(0.05)
+    pytest.fail(f"the executor's container never became ready: {docker('logs', name)}")
+
+
+async def test_the_image_runs_both_formats_on_its_hosts_engine(running: Running):
+    async with aiohttp.ClientSession(running.url) as http:
+
+        async def api(method: str, path: str, body: dict) -> None:
+            async with http.request(method, path, json=body) as r:
+                assert r.status in (200, 201), await r.text()
+
+        await api("POST", "/v1/apps", {"app": {"name": "demo"}})
+        await api("PUT", "/v1/apps/demo/routes/hello", {"route": {"image": "executor/hello"}})
+        hot = {"image": "executor/hello-stream", "format": "http-stream", "min_warm": 1}
+        await api("PUT", "/v1/apps/demo/routes/hot", {"route": hot})
+
+        async with http.post("/r/demo/hello", data=b'{"name": "Cold"}') as r:
+            assert (r.status, await r.text()) == (200, "Hello Cold!\n")
+            assert r.headers["Executor-Start"] == "cold"
+            assert r.headers["Executor-Instance"] == running.instance
+        for _ in range(3):
+            async with http.post("/r/demo/hot", data=b'{"name": "Hot"}') as r:
+                assert (r.status, await r.text()) == (200, "Hello Hot!\n")
+                assert r.headers["Executor-Start"] in ("warm", "fresh")
+        assert r.headers["Executor-Start"] == "warm"
+
+    # The hot container's socket is in the host folder, under this executor's group.
+    assert list(running.iofs.glob("exr-*/*/lsnr.sock"))
+    assert len(running.made()) == 1  # the hot one (the cold one is gone)
+
+    # SIGTERM (docker stop) removes what the executor made, as outside a container.
+    docker("stop", "-t", "30", running.container)
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", running.container) == "0"
+    assert not running.made("-a")
+    assert not list(running.iofs.glob("exr-*"))
+    print(f"ready {running.ready_after:.2f} s after docker run")
+
+
+def test_the_image_is_non_root_with_a_healthcheck(running: Running):
+    assert docker("inspect", "-f", "{{.Config.User}}", running.container) == f"{UID}:{UID}"
+    check = docker("inspect", "-f", "{{json .Config.Healthcheck.Test}}", running.container)
+    assert "executor.healthcheck" in check
+    # The check itself, run now rather than waiting for the engine's first interval.
+    docker("exec", running.container, "python3", "-m", "executor.healthcheck")
+    assert docker("exec", running.container, "id", "-u") == str(UID)
