@@ -17,11 +17,24 @@ from executor.config import Settings
 from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
 from executor.invoker import Invoker
+from executor.metrics import Metrics
 from executor.pool.events import ContainerEvents, ImageEvents
 from executor.pool.pools import HotPools
 from executor.pool.reaper import remove_orphans_when_connected
 from executor.registry import Registry
-from executor.state import ENGINE, EVENTS, IDENTITY, INVOKER, POOLS, REGISTRY, SETTINGS, STORE
+from executor.state import (
+    CALLS,
+    ENGINE,
+    EVENTS,
+    IDENTITY,
+    INVOKER,
+    METRICS,
+    POOLS,
+    REGISTRY,
+    SETTINGS,
+    STORE,
+)
+from executor.store.calls import CallRecords
 from executor.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +59,19 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         store = await Store.open(settings.db)
         stack.push_async_callback(store.close)
-        engine = DockerEngine(settings.docker_url)
+        metrics = Metrics(enabled=settings.metrics)
+        records = None
+        if settings.call_records:
+            records = CallRecords(
+                store.connection,
+                flush_interval=settings.calls_flush_interval,
+                max_log_bytes=settings.max_log_bytes,
+                max_count=settings.calls_max_count,
+                max_age=settings.calls_max_age,
+            )
+            # Closed after every call has ended and before the store: SIGTERM loses none.
+            stack.push_async_callback(records.close, asyncio.create_task(records.run()))
+        engine = DockerEngine(settings.docker_url, on_error=metrics.docker_error)
         stack.push_async_callback(engine.close)
         identity = Identity(group=store.group_id, instance=str(ULID()).lower())
 
@@ -54,10 +79,12 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(_cancel, asyncio.create_task(events.run()))
         registry = Registry(store, engine, settings)
         await registry.load()
-        cold = ColdRunner(engine, events, identity, settings)
+        cold = ColdRunner(engine, events, identity, settings, metrics)
         stack.push_async_callback(cold.close)
-        pools = HotPools(engine, events, identity, settings)
+        on_log = records.add_log if records is not None else None
+        pools = HotPools(engine, events, identity, settings, metrics, on_log)
         stack.push_async_callback(pools.close)
+        metrics.watch_pools(pools.counts)
         images = ImageEvents(engine, registry.refresh_images)
         stack.push_async_callback(images.stop)
         stack.push_async_callback(_cancel, asyncio.create_task(images.run()))
@@ -81,7 +108,10 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         app[IDENTITY] = identity
         app[REGISTRY] = registry
         app[POOLS] = pools
-        app[INVOKER] = Invoker(registry, cold, pools)
+        app[METRICS] = metrics
+        if records is not None:
+            app[CALLS] = records
+        app[INVOKER] = Invoker(registry, cold, pools, metrics, records)
         # Everything built so far lives as long as the process: out of the collector's
         # sight, each collection on the warm path has far fewer objects to walk.
         gc.collect()

@@ -10,9 +10,10 @@ from typing import Literal
 
 from ulid import ULID
 
-from executor.models import App, Route
+from executor.models import App, Route, rfc3339
 
 StartKind = Literal["cold", "warm", "fresh"]
+CallState = Literal["queued", "running", "success", "error", "timeout", "cancelled"]
 
 # Never passed to a function: they describe one hop only, or carry credentials.
 HOP_BY_HOP = frozenset(
@@ -52,6 +53,7 @@ class Call:
     # Filled in by the runner that serves the call.
     start: StartKind | None = None
     assigned: float | None = None  # perf_counter
+    started: float | None = None  # perf_counter: when the function got the call
     container_id: str | None = None
     log: bytes = b""
 
@@ -79,3 +81,64 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     # A large response: `body` is its start and `rest` streams the remainder.
     rest: AsyncIterator[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """SPEC.md "Call records": what is kept of a call once it has ended (its log apart).
+
+    Times are RFC 3339; durations in milliseconds: `wait_ms` from arrival to the
+    assignment of a container, `start_ms` the container's start (cold and fresh calls),
+    `exec_ms` the function's part."""
+
+    id: str
+    app: str
+    route: str
+    method: str
+    state: CallState
+    http_status: int | None
+    start: StartKind | None
+    container_id: str | None
+    created_at: str
+    started_at: str | None
+    completed_at: str
+    wait_ms: float
+    start_ms: float | None
+    exec_ms: float | None
+    error: str | None
+
+
+def ended(call: Call, status: int | None, error: str | None, completed: float) -> CallRecord:
+    """The record of a call that ended at `completed` (perf_counter) with that HTTP status
+    (None: the caller went away) and error message (None: the function answered)."""
+
+    def wall(moment: float) -> str:
+        return rfc3339(call.created_at + timedelta(seconds=moment - call.received))
+
+    if status is None:
+        state: CallState = "cancelled"
+    elif status == 504:
+        state = "timeout"
+    elif error is not None:
+        state = "error"
+    else:
+        state = "success"
+    assigned = call.assigned if call.assigned is not None else completed
+    started = call.started
+    return CallRecord(
+        id=call.id,
+        app=call.app.name,
+        route=call.route.path,
+        method=call.method,
+        state=state,
+        http_status=status,
+        start=call.start,
+        container_id=call.container_id,
+        created_at=rfc3339(call.created_at),
+        started_at=wall(started) if started is not None else None,
+        completed_at=wall(completed),
+        wait_ms=round((assigned - call.received) * 1000, 3),
+        start_ms=round((started - assigned) * 1000, 3) if started is not None else None,
+        exec_ms=round((completed - started) * 1000, 3) if started is not None else None,
+        error=error,
+    )

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,21 +43,21 @@ def serve(
     import uvloop
     from aiohttp import web
 
+    from executor import logs
     from executor.app import create_app
     from executor.errors import BadSetting, StoreLocked
 
     overrides = {"host": host, "port": port, "db": db, "docker_url": docker_url}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(log_level, settings.log_format)
     try:
         web.run_app(
             create_app(settings),
             host=settings.host,
             port=settings.port,
             loop=uvloop.new_event_loop(),
-            access_log=None,
+            access_log_class=logs.AccessLogger,
+            access_log=logging.getLogger("executor.access") if settings.access_log else None,
             # Calls in flight get shutdown_grace (see app._drain); then a moment to answer.
             shutdown_timeout=settings.shutdown_grace + 5,
             print=lambda msg: logging.getLogger("executor").info(msg.strip()),
@@ -143,6 +144,48 @@ def call(
         typer.echo(f"executor: HTTP {status}: {_error_message(data)}", err=True)
         raise typer.Exit(1)
     sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+@cli.command()
+def calls(
+    app: str,
+    route: Annotated[str | None, typer.Option(help="Only this route's calls.")] = None,
+    state: Annotated[str | None, typer.Option(help="success, error, timeout, ...")] = None,
+    start: Annotated[str | None, typer.Option(help="cold, warm, fresh or none.")] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 time or unix seconds.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 30,
+    json: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """List an app's call records, newest first."""
+    filters = {"route": route, "state": state, "start": start, "since": since}
+    query = {k: v for k, v in filters.items() if v is not None}
+    records: list[dict[str, Any]] = []
+    cursor = None
+    while len(records) < limit:
+        page = {**query, "per_page": str(min(100, limit - len(records)))}
+        if cursor:
+            page["cursor"] = cursor
+        data = _request(url, "GET", f"/v1/apps/{app}/calls?{urllib.parse.urlencode(page)}")
+        records += data["calls"]
+        cursor = data["next_cursor"]
+        if not cursor:
+            break
+    if json:
+        _show(records)
+        return
+    columns = ("id", "route", "state", "http_status", "start", "wait_ms", "exec_ms", "created_at")
+    typer.echo("\t".join(columns))
+    for record in records:
+        typer.echo("\t".join("-" if record[c] is None else str(record[c]) for c in columns))
+
+
+@cli.command()
+def logs(call_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Print a call's captured log (a cold call's stderr, a hot call's output lines)."""
+    data = _request(url, "GET", f"/v1/calls/{urllib.parse.quote(call_id)}/log")
+    sys.stdout.write(data["log"]["log"])
     sys.stdout.flush()
 
 

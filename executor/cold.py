@@ -18,6 +18,7 @@ from executor.docker import spec
 from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, ImageInfo, Stdio
 from executor.errors import CallTimeout, FunctionFailed, ServiceUnavailable
 from executor.formats import default
+from executor.metrics import Metrics
 from executor.pool.events import ContainerEvents
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ class ColdRunner:
         events: ContainerEvents,
         identity: spec.Identity,
         settings: Settings,
+        metrics: Metrics,
     ) -> None:
+        self._metrics = metrics
         self._engine = engine
         self._events = events
         self._identity = identity
@@ -52,6 +55,7 @@ class ColdRunner:
                 return await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
+            self._metrics.container_event(call.app.name, call.route.path, "timeout")
             raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
         except asyncio.CancelledError:
             if self._stopping and not _current_task_cancelled():
@@ -78,24 +82,28 @@ class ColdRunner:
             env=env,
             pids_limit=self._settings.pids_limit,
         )
+        began = time.perf_counter()
         try:
             container_id = await self._engine.create(config)
         except EngineError as exc:
             raise _engine_failure(exc, call) from None
         call.container_id = container_id
         try:
-            return await self._exchange(call, container_id)
+            return await self._exchange(call, container_id, began)
         finally:
             self._events.forget(container_id)
             self._in_background(self._remove(container_id))
 
-    async def _exchange(self, call: Call, container_id: str) -> Response:
+    async def _exchange(self, call: Call, container_id: str, began: float) -> Response:
         exited = self._events.expect_exit(container_id)
         try:
             stdio = await self._engine.attach(container_id)
             await self._engine.start(container_id)
         except EngineError as exc:
             raise _engine_failure(exc, call) from None
+        call.started = time.perf_counter()
+        app, path = call.app.name, call.route.path
+        self._metrics.container_started(app, path, "default", call.started - began)
         feeding = asyncio.create_task(_feed(stdio, call.body))
         output = default.Output(self._settings.max_response_bytes, self._settings.max_log_bytes)
         try:
@@ -116,7 +124,9 @@ class ColdRunner:
         if status == 0:
             return Response(200, output.body)
         if self._events.was_oom_killed(container_id):
+            self._metrics.container_event(app, path, "oom")
             raise FunctionFailed(f"out of memory (limit {call.route.memory} MiB)")
+        self._metrics.container_event(app, path, "crash")
         raise FunctionFailed(f"function failed: exit status {status}")
 
     def _in_background(self, coro) -> None:

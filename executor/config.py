@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,16 @@ class Settings(BaseSettings):
     # full CPU the executor keeps serving other calls (about +20% calls/s at concurrency
     # 32 on 2 cores; no change at concurrency 1). Needs the right to renice them (root).
     hot_sched_batch: bool = True
+
+    # Observability. Call records are written by one batching task (a group commit every
+    # `calls_flush_interval` seconds at most) and kept up to a count and an age.
+    metrics: bool = True
+    call_records: bool = True
+    calls_flush_interval: float = 0.05
+    calls_max_count: int = 100_000
+    calls_max_age: float = 7 * 24 * 3600.0
+    log_format: Literal["console", "json"] = "console"
+    access_log: bool = True
 
     # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing
     # the containers left may take.

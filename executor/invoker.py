@@ -1,28 +1,48 @@
-"""The invoker: from a call to the runner that serves it.
+"""The invoker: from a call to the runner that serves it, and the call's accounting.
 
 api -> Invoker.invoke -> HotPools (format `http-stream`) or ColdRunner (`default`)
--> DockerEngine.
+-> DockerEngine. When the call ends: its metrics and its record (CallRecords, written in
+the background).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from executor.calls import Call, Response
+import structlog
+
+from executor.calls import Call, Response, ended
 from executor.cold import ColdRunner
 from executor.docker.engine import EngineUnreachable, ImageInfo
-from executor.errors import FunctionFailed, ServiceUnavailable
+from executor.errors import ExecutorError, FunctionFailed, ServiceUnavailable
+from executor.metrics import Metrics
 from executor.pool.hot import PoolRetired
 from executor.pool.pools import HotPools
 from executor.registry import Registry
+from executor.store.calls import CallRecords
+
+# Label of calls that never got a container (turned away, or failed before one).
+NO_START = "none"
 
 
 class Invoker:
-    def __init__(self, registry: Registry, cold: ColdRunner, pools: HotPools) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        cold: ColdRunner,
+        pools: HotPools,
+        metrics: Metrics,
+        records: CallRecords | None,
+    ) -> None:
         self._registry = registry
         self._cold = cold
         self._pools = pools
+        self._metrics = metrics
+        self._records = records
         self._draining = False
 
     async def drain(self, grace: float) -> None:
@@ -31,6 +51,55 @@ class Invoker:
         await asyncio.gather(self._cold.drain(grace), self._pools.drain(grace))
 
     async def invoke(self, call: Call) -> Response:
+        # Every log line this call causes carries its id, background tasks it starts too.
+        bound = structlog.contextvars.bind_contextvars(call_id=call.id)
+        try:
+            response = await self._run(call)
+        except ExecutorError as exc:
+            self._ended(call, exc.status, exc.message)
+            raise
+        except asyncio.CancelledError:
+            self._ended(call, None, "the caller went away")
+            raise
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+        if response.rest is not None:
+            return replace(response, rest=self._streamed(call, response.status, response.rest))
+        self._ended(call, response.status, None)
+        return response
+
+    async def _streamed(
+        self, call: Call, status: int, rest: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """A large response's remainder: the call ends when the caller has it all."""
+        try:
+            async with contextlib.aclosing(rest):  # closed early: the pool's cleanup runs
+                async for part in rest:
+                    yield part
+        except ExecutorError as exc:
+            self._ended(call, exc.status, f"response cut off: {exc.message}")
+            raise
+        except GeneratorExit:
+            self._ended(call, None, "the caller went away")
+            raise
+        self._ended(call, status, None)
+
+    def _ended(self, call: Call, status: int | None, error: str | None) -> None:
+        completed = time.perf_counter()
+        if status is not None:
+            assigned = call.assigned if call.assigned is not None else completed
+            self._metrics.call_done(
+                call.app.name,
+                call.route.path,
+                status,
+                call.start or NO_START,
+                completed - call.received,
+                assigned - call.received,
+            )
+        if self._records is not None:
+            self._records.add(ended(call, status, error, completed), call.log)
+
+    async def _run(self, call: Call) -> Response:
         if self._draining:
             raise ServiceUnavailable("executor shutting down: not taking calls")
         route = call.route

@@ -8,9 +8,11 @@ from executor.config import Settings
 from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
 from executor.invoker import Invoker
+from executor.metrics import Metrics
 from executor.pool.events import ContainerEvents
 from executor.pool.pools import HotPools
 from executor.registry import Registry
+from executor.store.calls import CallRecords
 from executor.store.sqlite import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,5 @@ IDENTITY = web.AppKey("identity", Identity)
 REGISTRY = web.AppKey("registry", Registry)
 INVOKER = web.AppKey("invoker", Invoker)
 POOLS = web.AppKey("pools", HotPools)
+METRICS = web.AppKey("metrics", Metrics)
+CALLS = web.AppKey("calls", CallRecords)  # absent when call records are off

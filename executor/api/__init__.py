@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from executor.api import admin, errors, health, invoke
+from executor.api import admin, calls, errors, health, invoke, metrics
 
 __all__ = ["errors", "setup_routes"]
 
@@ -12,4 +12,6 @@ __all__ = ["errors", "setup_routes"]
 def setup_routes(app: web.Application) -> None:
     health.setup(app)
     admin.setup(app)
+    calls.setup(app)
+    metrics.setup(app)
     invoke.setup(app)

@@ -50,7 +50,7 @@ class Stdio:
         self._stream = stream
 
     async def write(self, data: bytes) -> None:
-        await _call(self._stream.write_in, data)
+        await _attached(self._stream.write_in, data)
 
     def end_input(self) -> None:
         # Stream.close() would close both directions and lose the output. Half-closing
@@ -64,7 +64,7 @@ class Stdio:
     async def read(self) -> tuple[int, bytes] | None:
         """The next chunk of output as (stream, data), or None at EOF; stream is Docker's
         attach stream number (1 stdout, 2 stderr)."""
-        message = await _call(self._stream.read_out)
+        message = await _attached(self._stream.read_out)
         return None if message is None else (message.stream, message.data)
 
     async def close(self) -> None:
@@ -72,11 +72,27 @@ class Stdio:
 
 
 class DockerEngine:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, on_error: Callable[[str], None] | None = None) -> None:
         self.url = url
+        # Told the operation of every call that failed (executor_docker_errors_total).
+        self._on_error = on_error
         self._api = aiodocker.Docker(url=url)
         self._streams = _unlimited_client(url)
         self._cleanups: set[asyncio.Future] = set()
+
+    async def _call(
+        self, operation: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Runs one aiodocker call, turning its failures into EngineError/EngineUnreachable."""
+        try:
+            return await fn(*args, **kwargs)
+        except aiodocker.DockerError as exc:
+            error: EngineError = _engine_error(exc)
+        except (aiohttp.ClientError, OSError) as exc:
+            error = EngineUnreachable(str(exc) or type(exc).__name__)
+        if not _expected(operation, error):
+            self._failed(operation)
+        raise error
 
     async def close(self) -> None:
         if self._cleanups:
@@ -84,12 +100,12 @@ class DockerEngine:
         await asyncio.gather(self._api.close(), self._streams.close(), return_exceptions=True)
 
     async def version(self) -> dict[str, Any]:
-        return await _call(self._api.version)
+        return await self._call("version", self._api.version)
 
     async def image(self, ref: str) -> ImageInfo | None:
         """The image's ID and USER, or None when the engine does not have it."""
         try:
-            data = await _call(self._api.images.inspect, ref)
+            data = await self._call("image_inspect", self._api.images.inspect, ref)
         except EngineError as exc:
             if exc.status == 404:
                 return None
@@ -99,7 +115,9 @@ class DockerEngine:
     async def create(self, config: dict[str, Any], name: str | None = None) -> str:
         """Creates a container. Cancel-safe: if the caller stops waiting, the engine may
         still create it, so it is removed once created rather than leaked."""
-        creating = asyncio.ensure_future(_call(self._api.containers.create, config, name=name))
+        creating = asyncio.ensure_future(
+            self._call("create", self._api.containers.create, config, name=name)
+        )
         try:
             container = await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -127,21 +145,23 @@ class DockerEngine:
             return URL(f"containers/{container_id}/attach").with_query(query), None, False
 
         stream = Stream(self._streams, setup, aiohttp.ClientTimeout())
-        await _call(stream._init)
+        await self._call("attach", stream._init)
         return Stdio(stream)
 
     async def pid(self, container_id: str) -> int | None:
         """The host pid of the container's main process, None when it is not running."""
-        data = await _call(self._api.containers.container(container_id).show)
+        data = await self._call("inspect", self._api.containers.container(container_id).show)
         return (data.get("State") or {}).get("Pid") or None
 
     async def start(self, container_id: str) -> None:
-        await _call(self._api.containers.container(container_id).start)
+        await self._call("start", self._api.containers.container(container_id).start)
 
     async def remove(self, container_id: str) -> None:
         """Kill (if running) and remove; a container already gone is not an error."""
         try:
-            await _call(self._api.containers.container(container_id).delete, force=True)
+            await self._call(
+                "remove", self._api.containers.container(container_id).delete, force=True
+            )
         except EngineError as exc:
             if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
                 return
@@ -150,7 +170,7 @@ class DockerEngine:
     async def containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         """All containers (running or not) carrying every one of these labels."""
         filters = orjson.dumps({"label": [f"{k}={v}" for k, v in labels.items()]}).decode()
-        containers = await _call(self._api.containers.list, all=True, filters=filters)
+        containers = await self._call("list", self._api.containers.list, all=True, filters=filters)
         return [c._container for c in containers]
 
     async def events(
@@ -181,9 +201,15 @@ class DockerEngine:
                 # aiodocker's _query() context does not release the response on exit.
                 response.close()
         except aiodocker.DockerError as exc:
+            self._failed("events")
             raise _engine_error(exc) from None
         except (aiohttp.ClientError, OSError) as exc:
+            self._failed("events")
             raise EngineUnreachable(str(exc) or type(exc).__name__) from None
+
+    def _failed(self, operation: str) -> None:
+        if self._on_error is not None:
+            self._on_error(operation)
 
 
 def _unlimited_client(url: str) -> aiodocker.Docker:
@@ -198,14 +224,23 @@ def _unlimited_client(url: str) -> aiodocker.Docker:
 AIODOCKER_CANNOT_CONNECT = 900
 
 
-async def _call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Runs one aiodocker call, turning its failures into EngineError/EngineUnreachable."""
+async def _attached(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """A read or write on an attached stream (a container's own IO, not an engine call)."""
     try:
-        return await fn(*args, **kwargs)
+        return await fn(*args)
     except aiodocker.DockerError as exc:
         raise _engine_error(exc) from None
     except (aiohttp.ClientError, OSError) as exc:
         raise EngineUnreachable(str(exc) or type(exc).__name__) from None
+
+
+def _expected(operation: str, error: EngineError) -> bool:
+    """Answers that are not failures: an image not there, a container already gone."""
+    if operation == "image_inspect":
+        return error.status == 404
+    if operation == "remove":
+        return error.status in (404, 409)
+    return False
 
 
 def _engine_error(exc: aiodocker.DockerError) -> EngineError:

@@ -14,6 +14,8 @@ from executor.calls import HOP_BY_HOP
 from executor.models import App, Route, rfc3339
 
 IOFS_MOUNT = "/tmp/iofs"
+# The log frame an FDK prints when a call starts (formats/logframe.py).
+LOGFRAME_NAME = "FN_CALL_ID"
 SOCKET_NAME = "lsnr.sock"
 LISTENER = f"unix:{IOFS_MOUNT}/{SOCKET_NAME}"
 
@@ -34,7 +36,7 @@ def environment(app: App, route: Route) -> dict[str, str]:
         "FN_FN_ID": route.id,
         "FN_MEMORY": str(route.memory),
         "FN_TYPE": route.type,
-        "FN_LOGFRAME_NAME": "FN_CALL_ID",
+        "FN_LOGFRAME_NAME": LOGFRAME_NAME,
         "FN_LOGFRAME_HDR": "Fn-Call-Id",
     }
     env.update(app.config)

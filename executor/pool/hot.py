@@ -28,6 +28,8 @@ from executor.docker import spec
 from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, Stdio
 from executor.errors import CallTimeout, ExecutorError, FunctionFailed, ServiceUnavailable
 from executor.formats import http_stream
+from executor.formats.logframe import LogFrames
+from executor.metrics import ContainerEvent, Metrics
 from executor.models import App, Route
 from executor.pool.connection import ConnectionBroken, HotConnection, Reply, ReplyTimeout
 from executor.pool.events import ContainerEvents
@@ -59,6 +61,9 @@ class PoolContext:
     settings: Settings
     iofs_root: Path
     iofs_host_root: Path  # iofs_root as the engine sees it (differs when we run in a container)
+    metrics: Metrics
+    # Where a hot call's log lines go (call id, bytes): the call records, when kept.
+    on_log: Callable[[str, bytes], None] | None
     # Runs a coroutine as a background task owned by the executor (closed at shutdown).
     spawn: Callable[[Any], asyncio.Task]
 
@@ -75,6 +80,7 @@ class HotContainer:
     stdio: Stdio | None = None
     exited: asyncio.Future[int] | None = None
     output: bytearray = field(default_factory=bytearray)
+    call_id: str | None = None  # the call it serves or served last: its output's owner
     starter: asyncio.Task | None = None
     gone: bool = False
 
@@ -117,8 +123,9 @@ class HotPool:
             key = await self._wait_for_container(call)
         else:
             call.start = "warm"
-            call.assigned = time.perf_counter()
+            call.assigned = call.started = time.perf_counter()
         c = self._containers[key]
+        c.call_id = call.id
         if c.conn is None or c.conn.closed:
             # The function closed its idle connection (a keep-alive timeout, or no
             # keep-alive at all): open a new one; a container that no longer listens goes.
@@ -175,10 +182,12 @@ class HotPool:
             self._discard(c, "shutting down")
             return ServiceUnavailable("executor shutting down: call stopped")
         if isinstance(exc, ReplyTimeout):
+            self._event("timeout")
             self._discard(c, "call timed out")
             return CallTimeout(f"function timed out after {call.route.timeout} s")
         if isinstance(exc, ConnectionBroken):
-            reason = await self._death_reason(c, exc)
+            reason, event = await self._death_reason(c, exc)
+            self._event(event)
             self._discard(c, reason)
             return FunctionFailed(reason)
         if isinstance(exc, http_stream.ProtocolError):
@@ -234,6 +243,7 @@ class HotPool:
             timer.cancel()
         call.start = "warm" if warm else "fresh"
         call.assigned = max(assigned, call.received)
+        call.started = time.perf_counter()
         return key
 
     def _abandon(self, waiter: asyncio.Future) -> None:
@@ -252,17 +262,20 @@ class HotPool:
             return CallTimeout("container initialization timed out")
         return ServiceUnavailable("server too busy: no container was free before the deadline")
 
-    async def _death_reason(self, c: HotContainer, exc: Exception) -> str:
+    async def _death_reason(self, c: HotContainer, exc: Exception) -> tuple[str, ContainerEvent]:
         # The socket usually closes before the engine reports the exit: wait for it
         # briefly, so an OOM kill is named as such (never guessed from status 137).
         if c.exited is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(c.exited), DEATH_NOTICE)
         if c.docker_id and self._ctx.events.was_oom_killed(c.docker_id):
-            return f"out of memory (limit {self.route.memory} MiB)"
+            return f"out of memory (limit {self.route.memory} MiB)", "oom"
         if c.exited is not None and c.exited.done() and not c.exited.cancelled():
-            return f"function exited during the call: exit status {c.exited.result()}"
-        return f"function failed: {exc}"
+            return f"function exited during the call: exit status {c.exited.result()}", "crash"
+        return f"function failed: {exc}", "crash"
+
+    def _event(self, event: ContainerEvent) -> None:
+        self._ctx.metrics.container_event(self.app.name, self.route.path, event)
 
     # -- pool upkeep (never awaited by a call) -------------------------------------------
 
@@ -283,6 +296,7 @@ class HotPool:
             self._policy.starting(key)
             container.starter = self._ctx.spawn(self._start(container))
         for key in self._policy.expired():
+            self._event("evicted")
             self._discard(self._containers[key], "idle timeout")
         self._schedule()
 
@@ -394,6 +408,9 @@ class HotPool:
             (times[-1] - times[0]) * 1000,
             steps,
         )
+        self._ctx.metrics.container_started(
+            self.app.name, self.route.path, "http-stream", times[-1] - times[0]
+        )
         if c.gone:
             return
         if self.retired:
@@ -410,6 +427,7 @@ class HotPool:
             error.message,
         )
         self._last_start_error = error
+        self._event("start_failed")
         c.gone = True  # the policy forgets it below, not as a removal
         waiters = self._policy.start_failed(c.key)
         for waiter in waiters:
@@ -425,17 +443,24 @@ class HotPool:
             return  # still starting: the start sees the exit
         if c.conn.in_call:
             c.conn.abort(f"the container exited (status {_status(c.exited)})")
-        else:
+        elif not c.gone:
+            self._event("crash")
             self._discard(c, f"exited (status {_status(c.exited)})")
 
     async def _read_output(self, c: HotContainer) -> None:
         # Read without pause: a container whose output is not read blocks on writing it.
         with contextlib.suppress(EngineError):
             assert c.stdio is not None
+            frames = LogFrames(http_stream.LOGFRAME_NAME)
+            on_log = self._ctx.on_log
             while (chunk := await c.stdio.read()) is not None:
-                c.output += chunk[1]
+                stream, data = chunk
+                c.output += data
                 if len(c.output) > 2 * OUTPUT_TAIL:
                     del c.output[:-OUTPUT_TAIL]
+                if on_log is not None:
+                    for call_id, lines in frames.feed(stream, data, c.call_id):
+                        on_log(call_id, lines)
 
     def _discard(self, c: HotContainer, reason: str) -> None:
         """Takes the container out of the pool and removes it in the background."""
@@ -502,6 +527,9 @@ class HotPool:
             if not c.gone:
                 self._discard(c, "shutting down")
 
+    def counts(self) -> dict[str, int]:
+        return {state: self._policy.count(state) for state in ("idle", "busy", "starting")}
+
     def state(self) -> dict[str, Any]:
         now = self._loop.time()
         containers = []
@@ -516,9 +544,7 @@ class HotPool:
                 }
             )
         return {
-            "idle": self._policy.count("idle"),
-            "busy": self._policy.count("busy"),
-            "starting": self._policy.count("starting"),
+            **self.counts(),
             "waiting": self._policy.waiting,
             "containers": containers,
         }

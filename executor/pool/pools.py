@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from executor.docker import spec
 from executor.docker.engine import DockerEngine, ImageInfo
 from executor.errors import BadSetting, ServiceUnavailable
 from executor.formats import http_stream
+from executor.metrics import Metrics
 from executor.models import App, Route
 from executor.pool.events import ContainerEvents
 from executor.pool.hot import HotPool, PoolContext, PoolRetired
@@ -66,6 +68,8 @@ class HotPools:
         events: ContainerEvents,
         identity: spec.Identity,
         settings: Settings,
+        metrics: Metrics,
+        on_log: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._settings = settings
         self._identity = identity
@@ -83,6 +87,8 @@ class HotPools:
             settings=settings,
             iofs_root=root,
             iofs_host_root=iofs_host_root(settings, identity.group),
+            metrics=metrics,
+            on_log=on_log,
             spawn=self._spawn,
         )
         self._pools: dict[tuple[str, str], HotPool] = {}
@@ -128,6 +134,16 @@ class HotPools:
 
     def pool(self, app_name: str, path: str) -> HotPool | None:
         return self._pools.get((app_name, path))
+
+    def counts(self) -> Iterator[tuple[str, str, str, int]]:
+        """(app, route, state, containers) of every route's pool, draining ones included."""
+        totals: dict[tuple[str, str, str], int] = {}
+        for pool in [*self._pools.values(), *self._retired]:
+            for state, count in pool.counts().items():
+                where = (pool.app.name, pool.route.path, state)
+                totals[where] = totals.get(where, 0) + count
+        for (app, route, state), count in totals.items():
+            yield app, route, state, count
 
     def state(self, app_name: str, path: str) -> dict[str, Any] | None:
         pool = self._pools.get((app_name, path))

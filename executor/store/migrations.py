@@ -23,4 +23,27 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app, path)
     );
     """,
+    # 2: call records (SPEC.md "Call records"), newest first by id (a ULID: time-ordered),
+    # and their captured logs apart, so that listing calls never reads a log.
+    """
+    CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        route TEXT NOT NULL,
+        method TEXT NOT NULL,
+        state TEXT NOT NULL,
+        http_status INTEGER,
+        start TEXT,
+        container_id TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT,
+        wait_ms REAL,
+        start_ms REAL,
+        exec_ms REAL,
+        error TEXT
+    );
+    CREATE INDEX calls_by_app ON calls (app, id);
+    CREATE TABLE call_logs (id TEXT PRIMARY KEY, log TEXT NOT NULL);
+    """,
 ]

@@ -48,6 +48,11 @@ class Store:
         await self._db.close()
         self._lock.release()
 
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The one connection (and writer thread): call records share it."""
+        return self._db
+
     async def ping(self) -> None:
         await self._db.execute("SELECT 1")
 

@@ -1,0 +1,209 @@
+"""Call records and their logs: written by one batching task, read by the calls API.
+
+A call that ends hands its record to `CallRecords.add`, which only appends to a list:
+nothing on the request path waits for SQLite. The writer wakes on the first record,
+waits `flush_interval` to gather more, and writes them in one transaction (a group
+commit). Hot containers' log lines arrive on their own, possibly after the record, and are
+appended to the call's log, capped. Retention (count and age) is applied by the same task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+from ulid import ULID
+
+from executor.calls import CallRecord
+
+log = logging.getLogger(__name__)
+
+FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
+_INSERT = (
+    f"INSERT OR REPLACE INTO calls ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+)
+# A log grows by appends, up to the cap (characters: logs are kept as text).
+_APPEND_LOG = (
+    "INSERT INTO call_logs (id, log) VALUES (?, substr(?, 1, ?)) "
+    "ON CONFLICT (id) DO UPDATE SET log = substr(log || excluded.log, 1, ?)"
+)
+# Past this many records waiting (SQLite stuck), new ones are dropped, not queued.
+MAX_PENDING = 100_000
+PRUNE_EVERY = 60.0
+
+
+class CallRecords:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        *,
+        flush_interval: float,
+        max_log_bytes: int,
+        max_count: int,
+        max_age: float,
+    ) -> None:
+        self._db = db
+        self._interval = flush_interval
+        self._max_log = max_log_bytes
+        self._max_count = max_count
+        self._max_age = max_age
+        self._records: list[CallRecord] = []
+        self._logs: dict[str, bytearray] = {}
+        self._wake = asyncio.Event()
+        self._writing = asyncio.Lock()
+        self._pruned_at = 0.0
+        self._closing = False
+        self.dropped = 0
+
+    # -- the call path: appends only -----------------------------------------------------
+
+    def add(self, record: CallRecord, log_data: bytes = b"") -> None:
+        if len(self._records) >= MAX_PENDING:
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning("call records are not being written fast enough: dropping some")
+            return
+        self._records.append(record)
+        if log_data:
+            self.add_log(record.id, log_data)
+        self._wake.set()
+
+    def add_log(self, call_id: str, data: bytes) -> None:
+        pending = self._logs.get(call_id)
+        if pending is None:
+            self._logs[call_id] = bytearray(data[: self._max_log])
+        elif len(pending) < self._max_log:
+            pending += data[: self._max_log - len(pending)]
+        self._wake.set()
+
+    # -- the writer ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            await asyncio.sleep(self._interval)  # gather a batch: one commit for many calls
+            self._wake.clear()
+            try:
+                await self.flush()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY:
+                    await self.prune()
+            except (aiosqlite.Error, ValueError) as exc:
+                log.error("could not write call records: %s", exc)
+
+    async def flush(self) -> None:
+        """Writes every record and log waiting (the reads call it first, as does close)."""
+        async with self._writing:
+            records, self._records = self._records, []
+            logs, self._logs = self._logs, {}
+            if not records and not logs:
+                return
+            await self._db.executemany(_INSERT, [dataclasses.astuple(r) for r in records])
+            await self._db.executemany(
+                _APPEND_LOG,
+                [
+                    (call_id, data.decode("utf-8", "replace"), self._max_log, self._max_log)
+                    for call_id, data in logs.items()
+                ],
+            )
+            await self._db.commit()
+
+    async def prune(self) -> None:
+        """Retention: records (and logs) past the age limit, then past the count limit."""
+        self._pruned_at = time.monotonic()
+        async with self._writing:
+            cutoff = id_at(time.time() - self._max_age)
+            rows = await self._db.execute_fetchall(
+                "SELECT id FROM calls ORDER BY id DESC LIMIT 1 OFFSET ?", (self._max_count,)
+            )
+            if rows:
+                cutoff = max(cutoff, rows[0][0] + "~")  # "~" sorts after every ULID digit
+            await self._db.execute("DELETE FROM calls WHERE id < ?", (cutoff,))
+            await self._db.execute("DELETE FROM call_logs WHERE id < ?", (cutoff,))
+            await self._db.commit()
+
+    async def close(self, writer: asyncio.Task) -> None:
+        """Stops the writer task and writes what is still waiting (SIGTERM: nothing
+        recorded is lost). The task ends on its own: cancelling it mid-write could not
+        stop the write, only lose track of its commit."""
+        self._closing = True
+        self._wake.set()
+        await asyncio.wait({writer}, timeout=10)
+        writer.cancel()  # only when stuck past that
+        await self.flush()
+
+    # -- reads (the calls API) -----------------------------------------------------------
+
+    async def list(
+        self,
+        app: str,
+        *,
+        route: str | None = None,
+        state: str | None = None,
+        start: str | None = None,
+        since: float | None = None,
+        cursor: str | None = None,
+        limit: int = 30,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The app's records newest first, and the cursor of the next page (None: last)."""
+        await self.flush()
+        where, args = ["app = ?"], [app]
+        for column, value in (("route", route), ("state", state), ("start", start)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("id >= ?")
+            args.append(id_at(since))
+        if cursor is not None:
+            where.append("id < ?")
+            args.append(cursor)
+        rows = await self._db.execute_fetchall(
+            f"SELECT {', '.join(FIELDS)} FROM calls WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?",
+            (*args, limit + 1),
+        )
+        records = [_as_dict(row) for row in rows[:limit]]
+        return records, (records[-1]["id"] if len(rows) > limit else None)
+
+    async def get(self, call_id: str, app: str | None = None) -> dict[str, Any] | None:
+        await self.flush()
+        rows = await self._db.execute_fetchall(
+            f"SELECT {', '.join(FIELDS)} FROM calls WHERE id = ?", (call_id,)
+        )
+        if not rows or (app is not None and rows[0][1] != app):
+            return None
+        return _as_dict(rows[0])
+
+    async def log(self, call_id: str) -> str:
+        await self.flush()
+        rows = await self._db.execute_fetchall("SELECT log FROM call_logs WHERE id = ?", (call_id,))
+        return rows[0][0] if rows else ""
+
+
+def id_at(moment: float) -> str:
+    """The smallest call id of that moment (unix seconds): ids are ULIDs, time first."""
+    return str(ULID.from_timestamp(max(moment, 0.0)))[:10] + "0" * 16
+
+
+def parse_since(value: str) -> float:
+    """`since` as unix seconds or RFC 3339; ValueError names what it expects."""
+    with contextlib.suppress(ValueError):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("since must be unix seconds or an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("since must carry a time zone (e.g. a trailing Z)")
+    return moment.timestamp()
+
+
+def _as_dict(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(FIELDS, row, strict=True))
