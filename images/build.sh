@@ -17,11 +17,16 @@ have() { docker image inspect "$1" >/dev/null 2>&1; }
 wanted() { [ ${#ONLY[@]} -eq 0 ] && return 0; local n; for n in "${ONLY[@]}"; do [ "$n" = "$1" ] || [ "$n:latest" = "$1" ] && return 0; done; return 1; }
 
 # image NAME FUNCTION...: run FUNCTION to build NAME unless it is present, timing it.
+# With SOURCE set (a hash of what the image is built from), an image present but built
+# from other sources (its executor.source label) is rebuilt.
 image() {
   local name=$1; shift
   wanted "$name" || return 0
   if [ "$FORCE" != 1 ] && have "$name"; then
-    printf '  %-34s present\n' "$name"; return 0
+    local built; built=$(docker image inspect -f '{{index .Config.Labels "executor.source"}}' "$name")
+    if [ -z "${SOURCE:-}" ] || [ "$built" = "$SOURCE" ]; then
+      printf '  %-34s present\n' "$name"; return 0
+    fi
   fi
   printf '  %-34s building...\n' "$name"
   local previous; previous=$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)
@@ -94,18 +99,31 @@ function_image() {
   pip=$(sed -n 's/^# pip: //p' "$dir/Dockerfile")
   # shellcheck disable=SC2086  # the pip line is a list of arguments
   [ -z "$pip" ] || cp -r "$(site_packages $pip)" "$ctx/python"
-  docker build -q --build-arg "BASE=$base" -t "$name" "$ctx"
+  docker build -q --build-arg "BASE=$base" --label "executor.source=$SOURCE" -t "$name" "$ctx"
   rm -rf "$ctx"
+}
+
+# source_image NAME DIR [BASE]: function_image, rebuilt when its sources change: the files of
+# DIR, those its Dockerfile copies in ("# with:"), and the base image.
+source_image() {
+  local name=$1 dir=$2 base=${3:-$BUSYBOX}
+  wanted "$name" || return 0
+  SOURCE=$({
+    find "$dir" -type f -print0 | sort -z | xargs -0 sha256sum
+    for extra in $(sed -n 's/^# with: //p' "$dir/Dockerfile"); do sha256sum "$extra"; done
+    docker image inspect -f '{{.Id}}' "$base"
+  } | sha256sum | cut -c1-16)
+  image "$name" function_image "$name" "$dir" "$base"
+  SOURCE=
 }
 
 ONLY=("$@")
 echo "images:"
 image "$BUSYBOX" build_busybox
 image "$PYTHON" build_python
-image executor/hello:latest function_image executor/hello:latest examples/hello
-image executor/hello-stream:latest function_image executor/hello-stream:latest \
-  examples/hello-stream "$PYTHON"
-image executor/fdk-hello:latest function_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
+source_image executor/hello:latest examples/hello
+source_image executor/hello-stream:latest examples/hello-stream "$PYTHON"
+source_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
 # Test functions are executor-test/<dir>, benchmark functions executor-bench/<dir>.
 for dir in tests/functions/*/ benchmarks/functions/*/; do
   fn=$(basename "$dir")
@@ -113,5 +131,5 @@ for dir in tests/functions/*/ benchmarks/functions/*/; do
   [ "${dir%%/*}" = benchmarks ] && prefix=executor-bench
   base=$BUSYBOX
   grep -q '^# base: python3' "$dir/Dockerfile" && base=$PYTHON
-  image "$prefix/$fn:latest" function_image "$prefix/$fn:latest" "$dir" "$base"
+  source_image "$prefix/$fn:latest" "$dir" "$base"
 done

@@ -18,6 +18,8 @@ class LogFrames:
         self._marker = frame_name.encode() + b"="
         self._partial: dict[int, bytes] = {}
         self._framed: dict[int, str] = {}  # stream -> the call its last frame named
+        self._held: dict[int, tuple[str | None, int]] = {}  # blank lines not given yet
+        self._after_frame: set[int] = set()
 
     def feed(self, stream: int, data: bytes, current: str | None) -> list[tuple[str, bytes]]:
         """The complete lines in `data` (of stream 1 or 2), each with its call's id.
@@ -30,24 +32,40 @@ class LogFrames:
         if rest:
             self._partial[stream] = rest
         out: list[tuple[str, bytes]] = []
-        for i, line in enumerate(lines):
+        for line in lines:
             if self._is_frame(line):
                 self._framed[stream] = line[len(self._marker) :].strip().decode("ascii", "replace")
+                # An FDK frames its marker with blank lines: the one before it and the
+                # one after it belong to no call.
+                owner, held = self._held.pop(stream, (None, 0))
+                if held > 1:
+                    _append(out, owner, b"\n" * (held - 1))
+                self._after_frame.add(stream)
                 continue
-            # An FDK frames its marker with blank lines: they belong to no call.
-            if not line.strip() and (
-                (i > 0 and self._is_frame(lines[i - 1]))
-                or (i + 1 < len(lines) and self._is_frame(lines[i + 1]))
-            ):
+            if not line.strip() and stream in self._after_frame:
+                self._after_frame.discard(stream)
                 continue
+            self._after_frame.discard(stream)
             owner = self._framed.get(stream, current)
-            if owner is None:
-                continue  # output before any call: the container's own (start-up)
-            if out and out[-1][0] == owner:
-                out[-1] = (owner, out[-1][1] + line + b"\n")
-            else:
-                out.append((owner, line + b"\n"))
+            if not line.strip():
+                # Held until the next line shows whether a frame follows.
+                held_owner, held = self._held.get(stream, (owner, 0))
+                self._held[stream] = (held_owner, held + 1)
+                continue
+            held_owner, held = self._held.pop(stream, (None, 0))
+            if held:
+                _append(out, held_owner, b"\n" * held)
+            _append(out, owner, line + b"\n")
         return out
 
     def _is_frame(self, line: bytes) -> bool:
         return line.startswith(self._marker) and len(line.strip()) > len(self._marker)
+
+
+def _append(out: list[tuple[str, bytes]], owner: str | None, data: bytes) -> None:
+    if owner is None:
+        return  # output before any call: the container's own (start-up)
+    if out and out[-1][0] == owner:
+        out[-1] = (owner, out[-1][1] + data)
+    else:
+        out.append((owner, data))

@@ -7,9 +7,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.conftest import GROUPS, group_containers
@@ -53,7 +55,9 @@ def call_in_background(url: str, path: str, body: bytes, tmp_path: Path) -> subp
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path, request: pytest.FixtureRequest):
+    """A `serve` process; a test may add to its environment (parametrize, indirect)."""
+    extra_env = getattr(request, "param", {})
     port = free_port()
     db = tmp_path / "cli.db"
     log = (tmp_path / "server.log").open("wb")
@@ -61,7 +65,7 @@ def server(tmp_path: Path):
         [*EXECUTOR, "serve", "--port", str(port), "--db", str(db)],
         stdout=log,
         stderr=log,
-        env={**os.environ, "EXECUTOR_SHUTDOWN_GRACE": "2"},
+        env={**os.environ, "EXECUTOR_SHUTDOWN_GRACE": "2", **extra_env},
     )
     url = f"http://127.0.0.1:{port}"
     group = None
@@ -181,3 +185,74 @@ def test_sigterm_stops_a_hot_call_past_the_grace_with_503(server, tmp_path):
     assert b"HTTP 503" in err and b"shutting down" in err, err
     assert time.monotonic() - stopping < 8  # the 2 s grace, then removal
     assert group_containers(group) == []
+
+
+@pytest.mark.parametrize("server", [{"EXECUTOR_CALLS_FLUSH_INTERVAL": "60"}], indirect=True)
+def test_sigterm_writes_the_call_records_still_waiting(server):
+    process, url, db, _ = server
+    run("apps", "create", "demo", url=url)
+    run("routes", "create", "demo", "/hello", "executor/hello", url=url)
+    for _ in range(3):
+        assert run("call", "demo", "/hello", url=url).returncode == 0
+    # With a minute between group commits, only the flush at shutdown writes them.
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM calls").fetchone() == (0,)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    rows = sqlite3.connect(db).execute("SELECT state, http_status, start FROM calls").fetchall()
+    assert rows == [("success", 200, "cold")] * 3
+
+
+def test_the_calls_and_logs_commands(server):
+    _, url, _, _ = server
+    run("apps", "create", "demo", url=url)
+    run("routes", "create", "demo", "/stderr", "executor-test/stderr", url=url)
+    for _ in range(3):
+        assert run("call", "demo", "/stderr", url=url).returncode == 0
+    listed = run("calls", "demo", "--limit", "2", url=url)
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.decode().splitlines()
+    assert header.split("\t")[:3] == ["id", "route", "state"]
+    assert len(rows) == 2 and all(r.split("\t")[1:3] == ["/stderr", "success"] for r in rows)
+    as_json = orjson.loads(run("calls", "demo", "--json", "--state", "success", url=url).stdout)
+    assert len(as_json) == 3
+    call_id = rows[0].split("\t")[0]
+    logs = run("logs", call_id, url=url)
+    assert (logs.returncode, logs.stdout) == (0, b"log line 1\nlog line 2\n")
+    missing = run("logs", "01ARZ3NDEKTSV4RRFFQ69G5FAV", url=url)
+    assert missing.returncode == 1 and b"HTTP 404" in missing.stderr
+
+
+@pytest.mark.parametrize("server", [{"EXECUTOR_LOG_FORMAT": "json"}], indirect=True)
+def test_json_logs_carry_the_call_id_of_every_line_a_call_causes(server, tmp_path):
+    process, url, _, _ = server
+    run("apps", "create", "demo", url=url)
+    run(
+        "routes", "create", "demo", "/fails", "executor-test/hot", "--format", "http-stream",
+        "--min-warm", "0", "--config", "START_FAIL=1", url=url,
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/r/demo/fails", method="POST"))
+    assert failed.value.code == 502
+    call_id = failed.value.headers["Fn-Call-Id"]
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    lines = [orjson.loads(line) for line in (tmp_path / "server.log").read_bytes().splitlines()]
+    mine = [line for line in lines if line.get("call_id") == call_id]
+    # The start failure (a background task the call started) and the access log line.
+    assert any("failed to start" in line["event"] for line in mine), mine
+    access = [line for line in mine if line["logger"] == "executor.access"]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("POST", "/r/demo/fails", 502)
+    ]
+    assert all({"timestamp", "level", "event"} <= line.keys() for line in lines)
+
+
+@pytest.mark.parametrize("server", [{"EXECUTOR_ACCESS_LOG": "false"}], indirect=True)
+def test_the_access_log_can_be_switched_off(server, tmp_path):
+    process, url, _, _ = server
+    run("apps", "create", "demo", url=url)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    log = (tmp_path / "server.log").read_text()
+    assert "executor ready" in log
+    assert "executor.access" not in log
