@@ -1,10 +1,12 @@
 """Warm calls through the executor against their floor and ceiling, plus fresh and cold.
 
 Warm, at each concurrency (closed loop: each client sends its next call when the last
-one is answered), three targets in interleaved blocks so drift hits all alike:
+one is answered), five targets in interleaved blocks so drift hits all alike:
 - executor: POST /r/bench/warm to an `executor serve` process on loopback; the route's
   pool holds N warm containers (--containers, 4) of an aiohttp http-stream hello
   (benchmarks/functions/aiohttp-hello: the fastest Python function server here);
+- executor-unobserved: a second executor, the same but with metrics and call records
+  off: what they cost is the median over blocks of (executor p50 - this p50);
 - direct: the floor, POST /call straight to the same containers' unix sockets, with the
   headers the executor sends (client i on container i mod N);
 - aiohttp-proxy: the yardstick to beat, a minimal aiohttp proxy to the same sockets;
@@ -27,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
@@ -105,22 +108,26 @@ async def closed_loop(send: Send, concurrency: int, seconds: float) -> tuple[lis
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
-def socket_paths(route: str) -> list[str]:
+def socket_paths(url: str, route: str) -> list[str]:
+    """The sockets of the route's containers in the executor at `url`."""
+    with urllib.request.urlopen(f"{url}/") as response:
+        instance = json.loads(response.read())["instance"]
     ids = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=executor.route={route}"],
+        ["docker", "ps", "-q", "--filter", f"label=executor.instance={instance}",
+         "--filter", f"label=executor.route={route}"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout.split()  # fmt: skip
     paths = []
     for cid in ids:
-        binds = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .HostConfig.Binds}}", cid],
+        mounts = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .HostConfig.Mounts}}", cid],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        paths.append(json.loads(binds)[0].split(":")[0] + "/lsnr.sock")
+        paths.append(json.loads(mounts)[0]["Source"] + "/lsnr.sock")
     return paths
 
 
@@ -146,12 +153,13 @@ async def wait_pool(session: aiohttp.ClientSession, url: str, idle: int) -> None
     raise RuntimeError(f"pool never reached {idle} idle containers: {pool}")
 
 
-async def warm(url: str, args: argparse.Namespace) -> dict:
-    put_json(
-        f"{url}/v1/apps/bench/routes/warm",
-        {"route": {"image": WARM_IMAGE, "format": "http-stream", "min_warm": args.containers,
-                   "max_containers": args.containers, "idle_timeout": 3600}},
-    )  # fmt: skip
+async def warm(url: str, unobserved_url: str, args: argparse.Namespace) -> dict:
+    for base in (url, unobserved_url):
+        put_json(
+            f"{base}/v1/apps/bench/routes/warm",
+            {"route": {"image": WARM_IMAGE, "format": "http-stream", "min_warm": args.containers,
+                       "max_containers": args.containers, "idle_timeout": 3600}},
+        )  # fmt: skip
     bare_port, proxy_port = free_port(), free_port()
     bare = python_server(BARE_SERVER, bare_port)
     proxy = None
@@ -161,8 +169,9 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             )
-            await wait_pool(session, f"{url}/v1/apps/bench/routes/warm", args.containers)
-            sockets = socket_paths("/warm")
+            for base in (url, unobserved_url):
+                await wait_pool(session, f"{base}/v1/apps/bench/routes/warm", args.containers)
+            sockets = socket_paths(url, "/warm")
             assert len(sockets) == args.containers, sockets
             proxy = python_server(PROXY_SERVER, proxy_port, *sockets)
             direct = [
@@ -175,10 +184,13 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
             for port in (bare_port, proxy_port):  # both answer before the clock starts
                 await wait_answer(session, f"http://127.0.0.1:{port}/hello")
 
-            async def executor_call(i: int) -> None:
-                async with session.post(f"{url}/r/bench/warm", data=BODY) as response:
-                    await response.read()
-                assert response.status == 200, response.status
+            def executor_call(base: str) -> Send:
+                async def send(i: int) -> None:
+                    async with session.post(f"{base}/r/bench/warm", data=BODY) as response:
+                        await response.read()
+                    assert response.status == 200, response.status
+
+                return send
 
             async def direct_call(i: int) -> None:
                 async with direct[i % len(direct)].post(
@@ -196,7 +208,8 @@ async def warm(url: str, args: argparse.Namespace) -> dict:
                 return send
 
             targets = {
-                "executor": executor_call,
+                "executor": executor_call(url),
+                "executor-unobserved": executor_call(unobserved_url),
                 "direct": direct_call,
                 "aiohttp-proxy": loopback(proxy_port),
                 "bare-aiohttp": loopback(bare_port),
@@ -261,6 +274,22 @@ def summarise(blocks: dict[str, list[tuple[list[float], float]]]) -> dict:
     ]
     out["proxy_overhead_p50_ms"] = statistics.median(proxy_differences)
     out["throughput_vs_bare"] = out["executor"]["calls_per_s"] / out["bare-aiohttp"]["calls_per_s"]
+    # What metrics and call records cost: the same executor with both off.
+    observe_differences = [
+        e - u
+        for e, u in zip(
+            out["executor"]["block_p50_ms"],
+            out["executor-unobserved"]["block_p50_ms"],
+            strict=True,
+        )
+    ]
+    out["observe_cost_p50_ms"] = statistics.median(observe_differences)
+    out["observe_cost_share"] = out["observe_cost_p50_ms"] / statistics.median(
+        out["executor-unobserved"]["block_p50_ms"]
+    )
+    out["observe_throughput_ratio"] = (
+        out["executor"]["calls_per_s"] / out["executor-unobserved"]["calls_per_s"]
+    )
     return out
 
 
@@ -298,7 +327,7 @@ async def wait_empty(session: aiohttp.ClientSession, url: str) -> None:
 def report(result: dict) -> str:
     rows = [["concurrency", "target", "n", "p50 ms", "p90 ms", "p99 ms", "calls/s"]]
     for concurrency, by_target in result["warm"].items():
-        for name in ("executor", "direct", "aiohttp-proxy", "bare-aiohttp"):
+        for name in ("executor", "executor-unobserved", "direct", "aiohttp-proxy", "bare-aiohttp"):
             s = by_target[name]
             cells = [s["p50_ms"], s["p90_ms"], s["p99_ms"]]
             rows.append([concurrency, name, str(s["n"]), *(f"{v:.3f}" for v in cells),
@@ -309,7 +338,10 @@ def report(result: dict) -> str:
             f"concurrency {concurrency}: executor - direct p50 = "
             f"{by_target['overhead_p50_ms']:.3f} ms, aiohttp-proxy - direct = "
             f"{by_target['proxy_overhead_p50_ms']:.3f} ms (medians of per-block differences); "
-            f"executor calls/s = {by_target['throughput_vs_bare']:.0%} of bare aiohttp"
+            f"executor calls/s = {by_target['throughput_vs_bare']:.0%} of bare aiohttp; "
+            f"metrics + call records cost {by_target['observe_cost_p50_ms']:.3f} ms "
+            f"({by_target['observe_cost_share']:+.1%} of the p50 without them), calls/s "
+            f"{by_target['observe_throughput_ratio']:.0%} of without"
         )
     rows = [["start", "n", "p50 ms", "p90 ms", "p99 ms"]]
     for kind, s in result["start_kinds"].items():
@@ -320,9 +352,12 @@ def report(result: dict) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict:
-    with executor_server() as url:
+    # Both without the access log; the second without metrics and call records either.
+    quiet = {"EXECUTOR_ACCESS_LOG": "false"}
+    off = {**quiet, "EXECUTOR_METRICS": "false", "EXECUTOR_CALL_RECORDS": "false"}
+    with executor_server(**quiet) as url, executor_server(**off) as unobserved_url:
         print("warm calls:", flush=True)
-        warm_result = await warm(url, args)
+        warm_result = await warm(url, unobserved_url, args)
         print("fresh and cold starts:", flush=True)
         kinds = await start_kinds(url, args.starts)
     return {"warm": warm_result, "start_kinds": kinds}

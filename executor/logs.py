@@ -55,6 +55,10 @@ def configure(level: str, format: Literal["console", "json"]) -> None:
 class AccessLogger(AbstractAccessLogger):
     """One line per request, with the call id of invocations (`Fn-Call-Id`)."""
 
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)  # else aiohttp skips the call
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         fields = {
             "method": request.method,

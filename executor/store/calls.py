@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
 from ulid import ULID
 
 from executor.calls import CallRecord
+from executor.models import rfc3339
 
 log = logging.getLogger(__name__)
 
-FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
+FIELDS = CallRecord._fields
+# The record's times (unix seconds) are stored as RFC 3339 text.
+TIMES = tuple(FIELDS.index(f) for f in ("created_at", "started_at", "completed_at"))
 _INSERT = (
     f"INSERT OR REPLACE INTO calls ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 )
@@ -104,7 +106,7 @@ class CallRecords:
             logs, self._logs = self._logs, {}
             if not records and not logs:
                 return
-            await self._db.executemany(_INSERT, [dataclasses.astuple(r) for r in records])
+            await self._db.executemany(_INSERT, [_row(r) for r in records])
             await self._db.executemany(
                 _APPEND_LOG,
                 [
@@ -203,6 +205,14 @@ def parse_since(value: str) -> float:
     if moment.tzinfo is None:
         raise ValueError("since must carry a time zone (e.g. a trailing Z)")
     return moment.timestamp()
+
+
+def _row(record: CallRecord) -> list[Any]:
+    row = list(record)
+    for i in TIMES:
+        if row[i] is not None:
+            row[i] = rfc3339(datetime.fromtimestamp(row[i], UTC))
+    return row
 
 
 def _as_dict(row: Sequence[Any]) -> dict[str, Any]:

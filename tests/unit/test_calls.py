@@ -38,9 +38,10 @@ def test_times_split_into_wait_start_and_exec():
     call.start, call.assigned, call.started = "fresh", 100.010, 100.250
     record = ended(call, 200, None, completed=100.300)
     assert (record.wait_ms, record.start_ms, record.exec_ms) == (10.0, 240.0, 50.0)
-    assert record.created_at == "2026-01-01T00:00:00.000Z"
-    assert record.started_at == "2026-01-01T00:00:00.250Z"
-    assert record.completed_at == "2026-01-01T00:00:00.300Z"
+    created = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert record.created_at == created
+    assert record.started_at == pytest.approx(created + 0.250)
+    assert record.completed_at == pytest.approx(created + 0.300)
 
 
 def test_a_call_that_never_got_a_container_waited_until_it_ended():

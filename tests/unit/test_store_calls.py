@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,15 +26,15 @@ def record(n: int = 0, moment: float | None = None, **fields) -> CallRecord:
         http_status=200,
         start="warm",
         container_id="c",
-        created_at="2026-01-01T00:00:00.000Z",
+        created_at=1767225600.0,
         started_at=None,
-        completed_at="2026-01-01T00:00:00.001Z",
+        completed_at=1767225600.001,
         wait_ms=0.1,
         start_ms=None,
         exec_ms=0.5,
         error=None,
     )
-    return dataclasses.replace(base, **fields)
+    return base._replace(**fields)
 
 
 @pytest.fixture
@@ -104,7 +103,10 @@ async def test_logs_grow_by_appends_up_to_the_cap(store):
     await records.flush()
     records.add_log(r.id, b"late and long enough to pass the cap")
     assert await records.log(r.id) == "early late and l"
-    assert (await records.get(r.id))["state"] == "success"
+    stored = await records.get(r.id)
+    assert stored["state"] == "success"
+    assert (stored["created_at"], stored["started_at"]) == ("2026-01-01T00:00:00.000Z", None)
+    assert stored["completed_at"] == "2026-01-01T00:00:00.001Z"
     assert await records.get(r.id, app="other") is None
 
 
