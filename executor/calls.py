@@ -86,8 +86,8 @@ class Response:
 class CallRecord(NamedTuple):
     """SPEC.md "Call records": what is kept of a call once it has ended (its log apart).
 
-    Built on the call path, so kept cheap: a tuple, its times as unix seconds (the writer
-    turns them into RFC 3339). Durations in milliseconds: `wait_ms` from arrival to the
+    Built on the call path, so kept cheap: a tuple, its times as unix seconds (the API
+    shows them as RFC 3339). Durations in milliseconds: `wait_ms` from arrival to the
     assignment of a container, `start_ms` the container's start (cold and fresh calls),
     `exec_ms` the function's part."""
 

@@ -24,7 +24,8 @@ MIGRATIONS: list[str] = [
     );
     """,
     # 2: call records (SPEC.md "Call records"), newest first by id (a ULID: time-ordered),
-    # and their captured logs apart, so that listing calls never reads a log.
+    # and their captured logs apart, so that listing calls never reads a log. Times are
+    # unix seconds (the API shows RFC 3339): cheaper to write, and calls are many.
     """
     CREATE TABLE calls (
         id TEXT PRIMARY KEY,
@@ -35,9 +36,9 @@ MIGRATIONS: list[str] = [
         http_status INTEGER,
         start TEXT,
         container_id TEXT,
-        created_at TEXT NOT NULL,
-        started_at TEXT,
-        completed_at TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        completed_at REAL,
         wait_ms REAL,
         start_ms REAL,
         exec_ms REAL,
