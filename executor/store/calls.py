@@ -70,7 +70,7 @@ class CallRecords:
         self._wake = asyncio.Event()
         self._writing = asyncio.Lock()
         self._pruned_at = 0.0
-        self._closing = False
+        self._stopping = asyncio.Event()
         self.dropped = 0
 
     # -- the call path: appends only -----------------------------------------------------
@@ -97,9 +97,11 @@ class CallRecords:
     # -- the writer ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        while not self._closing:
+        while not self._stopping.is_set():
             await self._wake.wait()
-            await asyncio.sleep(self._interval)  # gather a batch: one commit for many calls
+            # Gather a batch: one commit for many calls (cut short by close()).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
             self._wake.clear()
             try:
                 await self.flush()
@@ -146,7 +148,7 @@ class CallRecords:
         """Stops the writer task and writes what is still waiting (SIGTERM: nothing
         recorded is lost). The task ends on its own: cancelling it mid-write could not
         stop the write, only lose track of its commit."""
-        self._closing = True
+        self._stopping.set()
         self._wake.set()
         await asyncio.wait({writer}, timeout=10)
         writer.cancel()  # only when stuck past that
