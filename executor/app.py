@@ -45,7 +45,8 @@ EVENTS_CONNECT_TIMEOUT = 5.0
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[api.errors.error_middleware], client_max_size=settings.max_request_bytes
+        middlewares=[api.errors.error_middleware, api.auth.token_middleware],
+        client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_executor)

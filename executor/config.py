@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECUTOR_", extra="ignore")
 
     host: str = "127.0.0.1"
+    # With a token, /v1/* needs `Authorization: Bearer <token>`, as do calls of routes
+    # with `auth: token`; other calls stay open.
+    api_token: str | None = None
     port: int = 8080
     db: Path = Path("./data/executor.db")
     docker_url: str = Field(default_factory=default_docker_url)

@@ -15,6 +15,10 @@ class InvalidInput(ExecutorError):
     status = 400
 
 
+class Unauthorized(ExecutorError):
+    status = 401
+
+
 class NotFound(ExecutorError):
     status = 404
 

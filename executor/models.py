@@ -171,6 +171,8 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
     _check_range("route.retries", route.retries, 0, s.retries_max)
     if route.retries and route.type != "async":
         raise InvalidInput("route.retries: only async routes are retried")
+    if route.auth == "token" and not s.api_token:
+        raise InvalidInput("route.auth: 'token' needs the executor's EXECUTOR_API_TOKEN set")
     return route
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from executor.api import admin, calls, errors, health, invoke, metrics
+from executor.api import admin, auth, calls, errors, health, invoke, metrics
 
-__all__ = ["errors", "setup_routes"]
+__all__ = ["auth", "errors", "setup_routes"]
 
 
 def setup_routes(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from executor.api.auth import require_token_for
 from executor.api.errors import error_response
 from executor.calls import HOP_BY_HOP, Call
 from executor.errors import ExecutorError, PayloadTooLarge
@@ -31,6 +32,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     app = request.app
     registry = app[REGISTRY]
     route = registry.route(request.match_info["app"], "/" + request.match_info["path"])
+    require_token_for(request, route)
     body = await _read_body(request, app[SETTINGS].max_request_bytes)
     call = Call(
         app=registry.app(route.app_name),

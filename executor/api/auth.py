@@ -1,0 +1,45 @@
+"""The API token (`EXECUTOR_API_TOKEN`): the admin API needs it, and so do calls of routes
+with `auth: token`. Compared in constant time; never passed to a function (the invoker
+drops `Authorization` with the hop-by-hop headers)."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from executor.api.errors import Handler
+from executor.errors import Unauthorized
+from executor.models import Route
+from executor.state import SETTINGS
+
+PROTECTED_PREFIX = "/v1/"
+
+
+@web.middleware
+async def token_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(PROTECTED_PREFIX):
+        require_token(request)
+    return await handler(request)
+
+
+def require_token(request: web.Request) -> None:
+    """Raises 401 unless the request carries the executor's token (when it has one)."""
+    token = request.app[SETTINGS].api_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise Unauthorized("missing API token: send Authorization: Bearer <token>")
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("wrong API token")
+
+
+def require_token_for(request: web.Request, route: Route) -> None:
+    if route.auth != "token":
+        return
+    if not request.app[SETTINGS].api_token:
+        # Saved while a token was set, served by an executor without one: refuse rather
+        # than open a route its owner closed.
+        raise Unauthorized("this route needs the API token, and the executor has none set")
+    require_token(request)
