@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     cpus_max: float = Field(default_factory=lambda: float(os.cpu_count() or 1))
     retries_max: int = 10
 
+    # A route's image the engine does not have is pulled first, for at most this long
+    # (0: never pull).
+    pull_timeout: float = 30.0
+
     # Container hardening that is not per route.
     pids_limit: int = 256
 

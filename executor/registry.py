@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ulid import ULID
 
 from executor.config import Settings
-from executor.docker.engine import DockerEngine, EngineUnreachable, ImageInfo
+from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, ImageInfo
 from executor.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from executor.models import (
     APP_READ_ONLY,
@@ -253,6 +253,25 @@ class Registry:
             info = await self.image(ref)
         except EngineUnreachable as exc:
             raise ServiceUnavailable(exc.message) from None
+        if info is None and self._settings.pull_timeout > 0:
+            # Where a registry answers, the image may just not be pulled yet.
+            timeout = self._settings.pull_timeout
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._engine.pull(ref)
+            except TimeoutError:
+                raise InvalidInput(
+                    f"route.image: image {ref!r} is not on the Docker engine, "
+                    f"and pulling it took more than {timeout:g} s"
+                ) from None
+            except EngineUnreachable as exc:
+                raise ServiceUnavailable(exc.message) from None
+            except EngineError as exc:
+                raise InvalidInput(
+                    f"route.image: image {ref!r} is not on the Docker engine, "
+                    f"and pulling it failed: {exc.message}"
+                ) from None
+            info = await self.image(ref)
         if info is None:
             raise InvalidInput(f"route.image: image {ref!r} is not on the Docker engine")
 

@@ -112,6 +112,14 @@ class DockerEngine:
             raise
         return ImageInfo(id=data["Id"], user=(data.get("Config") or {}).get("User") or "")
 
+    async def pull(self, ref: str) -> None:
+        """Pulls the image from its registry; EngineError when that fails."""
+        result = await self._call("pull", self._api.images.pull, ref)
+        # The engine reports some failures inside the progress stream, not as a status.
+        for item in result if isinstance(result, list) else []:
+            if isinstance(item, dict) and item.get("error"):
+                raise EngineError(500, str(item["error"]))
+
     async def create(self, config: dict[str, Any], name: str | None = None) -> str:
         """Creates a container. Cancel-safe: if the caller stops waiting, the engine may
         still create it, so it is removed once created rather than leaked."""

@@ -1,6 +1,10 @@
 """Apps and routes through the HTTP API: CRUD, envelopes, and each validation error."""
 
+import time
+
 import pytest
+
+from tests.integration.conftest import running, settings_for
 
 
 async def test_root_and_health(executor):
@@ -172,3 +176,23 @@ async def test_unknown_paths_and_methods(executor):
     assert response.status == 405
     assert "DELETE" in (await response.json())["error"]["message"]
     assert "GET" in response.headers["Allow"]
+
+
+async def test_a_route_with_an_image_the_engine_lacks_is_400_after_a_pull_is_tried(executor):
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    route = {"route": {"image": "executor-test/does-not-exist"}}
+    error = await executor.json("PUT", "/v1/apps/a/routes/x", route, status=400)
+    message = error["error"]["message"]
+    assert "'executor-test/does-not-exist' is not on the Docker engine" in message
+    assert "pulling it" in message  # no registry answers here
+
+
+async def test_the_pull_of_a_missing_image_is_bounded_in_time(db):
+    async with running(settings_for(db, pull_timeout=1.0)) as ex:
+        await ex.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+        # TEST-NET-1: nothing answers there (a timeout, or an unreachable network at once).
+        route = {"route": {"image": "192.0.2.1:5000/nothing:latest"}}
+        started = time.monotonic()
+        error = await ex.json("PUT", "/v1/apps/a/routes/x", route, status=400)
+        assert time.monotonic() - started < 3
+        assert "192.0.2.1:5000/nothing:latest" in error["error"]["message"]
