@@ -32,6 +32,7 @@ IMAGES = [
     "executor-test/forkbomb",
     "executor-test/hot",
     "executor-test/oom",
+    "executor-test/probe",
     "executor-test/sleep",
     "executor-test/stderr",
 ]
