@@ -54,41 +54,46 @@ def call_in_background(url: str, path: str, body: bytes, tmp_path: Path) -> subp
         )
 
 
+def serve(db: Path, port: int, log_path: Path, **env: str) -> subprocess.Popen:
+    """`executor serve` on that database and port, once it answers /health/ready."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*EXECUTOR, "serve", "--port", str(port), "--db", str(db)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "EXECUTOR_SHUTDOWN_GRACE": "2", **env},
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log_path.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1):
+                return process
+        except OSError:
+            assert time.monotonic() < deadline, "server not ready in 30 s"
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    finally:
+        process.kill()
+
+
 @pytest.fixture
 def server(tmp_path: Path, request: pytest.FixtureRequest):
     """A `serve` process; a test may add to its environment (parametrize, indirect)."""
-    extra_env = getattr(request, "param", {})
     port = free_port()
     db = tmp_path / "cli.db"
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [*EXECUTOR, "serve", "--port", str(port), "--db", str(db)],
-        stdout=log,
-        stderr=log,
-        env={**os.environ, "EXECUTOR_SHUTDOWN_GRACE": "2", **extra_env},
-    )
-    url = f"http://127.0.0.1:{port}"
-    group = None
+    process = serve(db, port, tmp_path / "server.log", **getattr(request, "param", {}))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/health/ready", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "server not ready in 30 s"
-                time.sleep(0.1)
         group = sqlite3.connect(db).execute("SELECT value FROM meta").fetchone()[0]
         GROUPS.add(group)
-        yield process, url, db, group
+        yield process, f"http://127.0.0.1:{port}", db, group
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        finally:
-            process.kill()
-            log.close()
+        stop(process)
 
 
 def test_cli_end_to_end(server):
@@ -256,3 +261,41 @@ def test_the_access_log_can_be_switched_off(server, tmp_path):
     log = (tmp_path / "server.log").read_text()
     assert "executor ready" in log
     assert "executor.access" not in log
+
+
+def test_after_kill_9_a_restart_leaves_no_orphan_and_brings_everything_back(server, tmp_path):
+    process, url, db, group = server
+    run("apps", "create", "demo", "--config", "GREETING=hi", url=url)
+    run("routes", "create", "demo", "/sleep", "executor-test/sleep", url=url)
+    run(
+        "routes", "create", "demo", "/hot", "executor-test/hot", "--format", "http-stream",
+        "--min-warm", "2", url=url,
+    )  # fmt: skip
+    wait_route(url, "/hot", b'"idle":2', "min_warm never came up")
+    caller = call_in_background(url, "/sleep", b"", tmp_path)
+    deadline = time.monotonic() + 10
+    while len(group_containers(group, "status=running")) < 3:
+        assert time.monotonic() < deadline, "the cold call's container never started"
+        time.sleep(0.1)
+    before = set(group_containers(group))
+
+    process.kill()  # SIGKILL: no drain, no cleanup
+    process.wait(timeout=10)
+    caller.communicate(timeout=10)
+    assert set(group_containers(group)) == before  # left running by the dead process
+
+    port = int(url.rsplit(":", 1)[1])
+    restarted = serve(db, port, tmp_path / "server.log")
+    try:
+        wait_route(url, "/hot", b'"idle":2', "min_warm pool not back after the restart")
+        # Every container of the killed instance is gone; only the new pool's remain.
+        assert not before & set(group_containers(group))
+        assert len(group_containers(group)) == 2
+        assert run("apps", "list", url=url).stdout == b"demo\n"
+        routes = run("routes", "list", "demo", url=url).stdout.decode()
+        assert "/sleep\texecutor-test/sleep" in routes and "/hot\texecutor-test/hot" in routes
+        called = run("call", "demo", "/hot", url=url)
+        assert called.returncode == 0, called.stderr
+    finally:
+        stop(restarted)
+    assert group_containers(group) == []
