@@ -135,19 +135,19 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
 
 
 def check_app(app: AppSpec, settings: Settings) -> AppSpec:
-    if not APP_NAME_RE.match(app.name):
+    if not APP_NAME_RE.fullmatch(app.name):
         raise InvalidInput("app.name: must match ^[A-Za-z0-9_-]{1,30}$")
     _check_config(app.config, "app.config")
     return app
 
 
 def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
-    if len(route.path) > ROUTE_PATH_MAX or not ROUTE_PATH_RE.match(route.path):
+    if len(route.path) > ROUTE_PATH_MAX or not ROUTE_PATH_RE.fullmatch(route.path):
         raise InvalidInput(
             "route.path: must be /segment[/segment...] of [A-Za-z0-9._-], no '.' or '..' "
             f"segments, at most {ROUTE_PATH_MAX} characters"
         )
-    if not IMAGE_RE.match(route.image):
+    if not IMAGE_RE.fullmatch(route.image):
         raise InvalidInput("route.image: not a valid image reference")
     _check_range("route.memory", route.memory, s.memory_min, s.memory_max, "MiB")
     if route.cpus is not None and not 0.01 <= route.cpus <= s.cpus_max:
@@ -161,11 +161,11 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
         raise InvalidInput("route.min_warm: must be 0 for format 'default' (cold containers)")
     _check_config(route.config, "route.config")
     for name, values in route.headers.items():
-        if not HEADER_NAME_RE.match(name):
+        if not HEADER_NAME_RE.fullmatch(name):
             raise InvalidInput(f"route.headers: {name!r} is not a valid header name")
         if any(_has_control(v) for v in values):
             raise InvalidInput(f"route.headers.{name}: control characters are not allowed")
-    if route.user is not None and not USER_RE.match(route.user):
+    if route.user is not None and not USER_RE.fullmatch(route.user):
         raise InvalidInput("route.user: must be user[:group], names or numeric ids")
     _check_range("route.tmpfs_size", route.tmpfs_size, 1, s.tmpfs_max, "MiB")
     _check_range("route.retries", route.retries, 0, s.retries_max)
@@ -184,7 +184,7 @@ def _check_range(field: str, value: float, low: float, high: float, unit: str = 
 
 def _check_config(config: dict[str, str], field: str) -> None:
     for name, value in config.items():
-        if not ENV_NAME_RE.match(name):
+        if not ENV_NAME_RE.fullmatch(name):
             raise InvalidInput(f"{field}: {name!r} must match [A-Z_][A-Z0-9_]*")
         if name.startswith("FN_"):
             raise InvalidInput(f"{field}: {name!r}: names starting with FN_ are reserved")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from executor.api import admin, auth, calls, errors, health, invoke, metrics
+from executor.api import admin, auth, calls, errors, health, invoke, metrics, openapi
 
 __all__ = ["auth", "errors", "setup_routes"]
 
@@ -14,4 +14,5 @@ def setup_routes(app: web.Application) -> None:
     admin.setup(app)
     calls.setup(app)
     metrics.setup(app)
+    openapi.setup(app)
     invoke.setup(app)

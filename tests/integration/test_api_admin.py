@@ -196,3 +196,53 @@ async def test_the_pull_of_a_missing_image_is_bounded_in_time(db):
         error = await ex.json("PUT", "/v1/apps/a/routes/x", route, status=400)
         assert time.monotonic() - started < 3
         assert "192.0.2.1:5000/nothing:latest" in error["error"]["message"]
+
+
+HELLO = {"route": {"image": "executor/hello"}}
+ROUTES = "/v1/apps/a/routes/"
+
+
+def hello(**fields) -> dict:
+    return {"route": {"image": "executor/hello", **fields}}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "needle"),
+    [
+        ("POST", "/v1/apps", {"app": {"name": "x" * 31}}, 400, "app.name"),
+        ("POST", "/v1/apps", {"app": {"name": "a\\b"}}, 400, "app.name"),
+        ("POST", "/v1/apps", {"app": {"name": "a\u0000b"}}, 400, "app.name"),
+        ("POST", "/v1/apps", {"app": {"name": ".."}}, 400, "app.name"),
+        ("POST", "/v1/apps", {"app": {"name": "ok\n"}}, 400, "app.name"),  # $ before \n
+        ("POST", "/v1/apps", {"app": {"name": "ok", "config": {"A\n": "1"}}}, 400, "config"),
+        ("POST", "/v1/apps", {"app": {"name": 7}}, 400, "app.name"),
+        ("POST", "/v1/apps", {"app": {"name": "ok", "config": {"A": 1}}}, 400, "app.config"),
+        # Normalised to /v1/apps/a/etc on the way (dot segments): outside any route.
+        ("PUT", ROUTES + "%2e%2e/etc", HELLO, 404, "not found"),
+        ("PUT", ROUTES + "x%00y", HELLO, 400, "path"),
+        ("PUT", ROUTES + "x%5Cy", HELLO, 400, "path"),
+        ("PUT", ROUTES + "p" * 300, HELLO, 400, "path"),
+        ("PUT", ROUTES + "x", hello(memory=10**30), 400, "memory"),
+        ("PUT", ROUTES + "x", hello(timeout="5"), 400, "timeout"),
+        ("PUT", ROUTES + "x", hello(cpus=True), 400, "cpus"),
+        ("PUT", ROUTES + "x", {"route": {"image": ["x"]}}, 400, "image"),
+        ("PUT", ROUTES + "x", {"route": []}, 400, "route"),
+        ("PUT", ROUTES + "x", {"route": {"image": "executor/hello\n"}}, 400, "image"),
+        ("PUT", ROUTES + "x", "just a string", 400, "route"),
+    ],
+)
+async def test_bad_input_is_4xx_naming_the_problem(executor, method, url, body, status, needle):
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    response = await executor.client.request(method, url, json=body)
+    data = await response.json()
+    assert response.status == status, data
+    assert needle in data["error"]["message"], data
+
+
+async def test_unknown_methods_and_junk_bodies_are_4xx(executor):
+    response = await executor.client.request("BREW", "/v1/apps")
+    assert response.status in (400, 405)
+    for junk in (b"\xff\xfe", b"{", b"[" * 10000, b'{"app": ' * 1000):
+        response = await executor.client.post("/v1/apps", data=junk)
+        assert response.status == 400, junk[:10]
+        assert "request body" in (await response.json())["error"]["message"]
