@@ -12,6 +12,7 @@ from aiohttp import web
 from ulid import ULID
 
 from executor import api
+from executor.admission import Admission, host_memory_mib
 from executor.cold import ColdRunner
 from executor.config import Settings
 from executor.docker.engine import DockerEngine
@@ -23,6 +24,7 @@ from executor.pool.pools import HotPools
 from executor.pool.reaper import remove_orphans_when_connected
 from executor.registry import Registry
 from executor.state import (
+    ADMISSION,
     CALLS,
     ENGINE,
     EVENTS,
@@ -80,11 +82,14 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(_cancel, asyncio.create_task(events.run()))
         registry = Registry(store, engine, settings)
         await registry.load()
-        cold = ColdRunner(engine, events, identity, settings, metrics)
+        budget = settings.memory_budget or int(host_memory_mib() * 0.8)
+        admission = Admission(budget, settings.max_starts)
+        cold = ColdRunner(engine, events, identity, settings, metrics, admission)
         stack.push_async_callback(cold.close)
         on_log = records.add_log if records is not None else None
-        pools = HotPools(engine, events, identity, settings, metrics, on_log)
+        pools = HotPools(engine, events, identity, settings, metrics, admission, on_log)
         stack.push_async_callback(pools.close)
+        admission.evict_with(pools.evict_idle)
         metrics.watch_pools(pools.counts)
         images = ImageEvents(engine, registry.refresh_images)
         stack.push_async_callback(images.stop)
@@ -110,6 +115,7 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         app[REGISTRY] = registry
         app[POOLS] = pools
         app[METRICS] = metrics
+        app[ADMISSION] = admission
         if records is not None:
             app[CALLS] = records
         app[INVOKER] = Invoker(registry, cold, pools, metrics, records)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 
+from executor.admission import Admission, NoRoom
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
@@ -32,8 +33,10 @@ class ColdRunner:
         identity: spec.Identity,
         settings: Settings,
         metrics: Metrics,
+        admission: Admission,
     ) -> None:
         self._metrics = metrics
+        self._admission = admission
         self._engine = engine
         self._events = events
         self._identity = identity
@@ -43,6 +46,12 @@ class ColdRunner:
         self._stopping = False
 
     async def run(self, call: Call, image: ImageInfo) -> Response:
+        # Room in the memory budget first (evicting idle hot containers if need be),
+        # waited for until the deadline: the wait counts as waiting for a container.
+        try:
+            await self._admission.reserve(call.route.memory, call.deadline, None)
+        except NoRoom as exc:
+            raise ServiceUnavailable(f"server too busy: {exc}") from None
         call.start = "cold"
         call.assigned = time.perf_counter()
         # The container's whole life is one task, shielded from the caller: when the
@@ -82,17 +91,24 @@ class ColdRunner:
             env=env,
             pids_limit=self._settings.pids_limit,
         )
+        memory = call.route.memory
+        # A start slot from before the create to after the start (_exchange frees it).
+        await self._admission.starts.acquire()
         began = time.perf_counter()
         try:
             container_id = await self._engine.create(config)
-        except EngineError as exc:
-            raise _engine_failure(exc, call) from None
+        except BaseException as exc:
+            self._admission.starts.release()
+            self._admission.release(memory)  # nothing was created (create is cancel-safe)
+            if isinstance(exc, EngineError):
+                raise _engine_failure(exc, call) from None
+            raise
         call.container_id = container_id
         try:
             return await self._exchange(call, container_id, began)
         finally:
             self._events.forget(container_id)
-            self._in_background(self._remove(container_id))
+            self._in_background(self._remove(container_id, memory))
 
     async def _exchange(self, call: Call, container_id: str, began: float) -> Response:
         exited = self._events.expect_exit(container_id)
@@ -101,6 +117,8 @@ class ColdRunner:
             await self._engine.start(container_id)
         except EngineError as exc:
             raise _engine_failure(exc, call) from None
+        finally:
+            self._admission.starts.release()
         call.started = time.perf_counter()
         app, path = call.app.name, call.route.path
         self._metrics.container_started(app, path, "default", call.started - began)
@@ -134,11 +152,13 @@ class ColdRunner:
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _remove(self, container_id: str) -> None:
+    async def _remove(self, container_id: str, memory: int) -> None:
         try:
             await self._engine.remove(container_id)
         except EngineError as exc:
             log.warning("could not remove container %s: %s", container_id[:12], exc.message)
+        finally:
+            self._admission.release(memory)  # gone (or as gone as it will get)
 
     async def drain(self, grace: float) -> None:
         """Gives calls in flight `grace` seconds, then stops the rest (answered 503)."""

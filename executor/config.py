@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # (0: never pull).
     pull_timeout: float = 30.0
 
+    # Host admission: MiB all function containers may reserve together (their routes'
+    # `memory`; unset: 80% of the host's memory), and container starts in flight at once.
+    memory_budget: int | None = None
+    max_starts: int = 8
+
     # Container hardening that is not per route.
     pids_limit: int = 256
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from executor.admission import Admission
 from executor.config import Settings
 from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
@@ -25,3 +26,4 @@ INVOKER = web.AppKey("invoker", Invoker)
 POOLS = web.AppKey("pools", HotPools)
 METRICS = web.AppKey("metrics", Metrics)
 CALLS = web.AppKey("calls", CallRecords)  # absent when call records are off
+ADMISSION = web.AppKey("admission", Admission)

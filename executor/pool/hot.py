@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from executor.admission import Admission, NoRoom
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
@@ -62,6 +63,7 @@ class PoolContext:
     iofs_root: Path
     iofs_host_root: Path  # iofs_root as the engine sees it (differs when we run in a container)
     metrics: Metrics
+    admission: Admission
     # Where a hot call's log lines go (call id, bytes): the call records, when kept.
     on_log: Callable[[str, bytes], None] | None
     # Runs a coroutine as a background task owned by the executor (closed at shutdown).
@@ -81,6 +83,8 @@ class HotContainer:
     exited: asyncio.Future[int] | None = None
     output: bytearray = field(default_factory=bytearray)
     call_id: str | None = None  # the call it serves or served last: its output's owner
+    waiting_for_memory: bool = False
+    reserved: int = 0  # MiB of the memory budget it holds, given back when it is removed
     starter: asyncio.Task | None = None
     gone: bool = False
 
@@ -258,6 +262,11 @@ class HotPool:
                 self._release(container)
 
     def _wait_timed_out(self) -> ExecutorError:
+        starting = [c for c in self._containers.values() if c.docker_id is None and not c.gone]
+        if starting and all(c.waiting_for_memory for c in starting):
+            return ServiceUnavailable(
+                "server too busy: no memory for a container before the deadline"
+            )
         if self._policy.count("starting"):
             return CallTimeout("container initialization timed out")
         return ServiceUnavailable("server too busy: no container was free before the deadline")
@@ -340,22 +349,35 @@ class HotPool:
     async def _start(self, c: HotContainer) -> None:
         ctx = self._ctx
         ready: asyncio.Future[None] | None = None
-        times = [time.perf_counter()]
         try:
+            # Room in the memory budget: a start for waiting calls may evict idle
+            # containers of other routes; a min_warm refill never does (SPEC.md).
+            c.waiting_for_memory = True
+            await ctx.admission.reserve(
+                self.route.memory,
+                None,
+                (self.app.name, self.route.path),
+                evict=self._policy.waiting > 0,
+            )
+            c.reserved = self.route.memory
+            c.waiting_for_memory = False
+            c.start_began = time.perf_counter()  # a fresh call's wait includes the above
+            times = [c.start_began]
             c.directory.mkdir()
             os.chmod(c.directory, 0o777)  # explicit: mkdir's mode is cut by the umask
             ready = ctx.watcher.ready(c.directory, http_stream.SOCKET_NAME)
             host_dir = ctx.iofs_host_root / c.key
             body = spec.with_iofs(self._body, str(host_dir), http_stream.IOFS_MOUNT)
-            c.docker_id = await ctx.engine.create(body)
-            times.append(time.perf_counter())
-            c.exited = ctx.events.expect_exit(c.docker_id)
-            c.exited.add_done_callback(lambda _: self._exited(c))
-            c.stdio = await ctx.engine.attach(c.docker_id, stdin=False)
-            ctx.spawn(self._read_output(c))
-            times.append(time.perf_counter())
-            await ctx.engine.start(c.docker_id)
-            times.append(time.perf_counter())
+            async with ctx.admission.starts:
+                c.docker_id = await ctx.engine.create(body)
+                times.append(time.perf_counter())
+                c.exited = ctx.events.expect_exit(c.docker_id)
+                c.exited.add_done_callback(lambda _: self._exited(c))
+                c.stdio = await ctx.engine.attach(c.docker_id, stdin=False)
+                ctx.spawn(self._read_output(c))
+                times.append(time.perf_counter())
+                await ctx.engine.start(c.docker_id)
+                times.append(time.perf_counter())
             if ctx.settings.hot_sched_batch:
                 ctx.spawn(_schedule_as_batch(ctx.engine, c.docker_id))
             async with asyncio.timeout(ctx.settings.hot_start_timeout):
@@ -371,6 +393,9 @@ class HotPool:
                 times.append(time.perf_counter())
         except TimeoutError:
             self._start_failed(c, CallTimeout("container initialization timed out"))
+            return
+        except NoRoom as exc:
+            self._start_failed(c, ServiceUnavailable(f"cannot start a container: {exc}"))
             return
         except ExecutorError as exc:
             self._start_failed(c, exc)
@@ -491,6 +516,9 @@ class HotPool:
             if c.stdio is not None:
                 await c.stdio.close()
         finally:
+            if c.reserved:
+                self._ctx.admission.release(c.reserved)
+                c.reserved = 0
             shutil.rmtree(c.directory, ignore_errors=True)
             self._containers.pop(c.key, None)
             if not self._containers:
@@ -526,6 +554,19 @@ class HotPool:
         for c in list(self._containers.values()):
             if not c.gone:
                 self._discard(c, "shutting down")
+
+    def idle(self) -> list[tuple[float, str]]:
+        """(last used, key) of each idle container."""
+        return [(s.last_used, s.key) for s in self._policy.slots() if s.state == "idle"]
+
+    def evict(self, key: str) -> int:
+        """Removes an idle container to make room for another route's; the MiB it frees."""
+        c = self._containers.get(key)
+        if c is None or c.gone:
+            return 0
+        self._event("evicted")
+        self._discard(c, "evicted to make room in the memory budget")
+        return c.reserved
 
     def counts(self) -> dict[str, int]:
         return {state: self._policy.count(state) for state in ("idle", "busy", "starting")}

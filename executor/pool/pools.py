@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from executor.admission import Admission
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
@@ -69,6 +70,7 @@ class HotPools:
         identity: spec.Identity,
         settings: Settings,
         metrics: Metrics,
+        admission: Admission,
         on_log: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._settings = settings
@@ -88,6 +90,7 @@ class HotPools:
             iofs_root=root,
             iofs_host_root=iofs_host_root(settings, identity.group),
             metrics=metrics,
+            admission=admission,
             on_log=on_log,
             spawn=self._spawn,
         )
@@ -134,6 +137,23 @@ class HotPools:
 
     def pool(self, app_name: str, path: str) -> HotPool | None:
         return self._pools.get((app_name, path))
+
+    def evict_idle(self, mib: int, owner: tuple[str, str] | None) -> int:
+        """Makes room for `mib` MiB: idle containers of routes other than `owner` go, least
+        recently used first. Returns the MiB their removal will free."""
+        candidates = [
+            (last_used, pool, key)
+            for where, pool in self._pools.items()
+            if where != owner
+            for last_used, key in pool.idle()
+        ]
+        candidates.sort(key=lambda candidate: candidate[0])
+        freed = 0
+        for _, pool, key in candidates:
+            if freed >= mib:
+                break
+            freed += pool.evict(key)
+        return freed
 
     def counts(self) -> Iterator[tuple[str, str, str, int]]:
         """(app, route, state, containers) of every route's pool, draining ones included."""

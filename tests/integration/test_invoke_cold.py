@@ -8,7 +8,7 @@ import aiohttp
 import orjson
 
 from executor.calls import Call
-from executor.state import INVOKER, REGISTRY
+from executor.state import ADMISSION, INVOKER, REGISTRY
 from tests.conftest import group_containers
 from tests.integration.conftest import running, settings_for
 
@@ -170,7 +170,7 @@ async def test_image_removed_after_the_route_was_made_is_502(executor):
     assert tag in (await response.json())["error"]["message"]
 
 
-async def test_150_concurrent_cold_calls_all_answer(executor):
+async def test_a_burst_of_200_cold_calls_all_answer_with_starts_bounded(executor):
     await executor.route("/hello", "executor/hello", timeout=200)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -181,9 +181,11 @@ async def test_150_concurrent_cold_calls_all_answer(executor):
                 return response.status, await response.read()
 
         async with asyncio.timeout(180):
-            results = await asyncio.gather(*(one(i) for i in range(150)))
-    assert [status for status, _ in results] == [200] * 150
-    assert [body for _, body in results] == [f"Hello n{i}!\n".encode() for i in range(150)]
+            results = await asyncio.gather(*(one(i) for i in range(200)))
+    assert [status for status, _ in results] == [200] * 200
+    assert [body for _, body in results] == [f"Hello n{i}!\n".encode() for i in range(200)]
+    # The engine saw at most EXECUTOR_MAX_STARTS (8) creates and starts at once.
+    assert executor.app[ADMISSION].starts.peak == 8
 
 
 async def test_a_fork_bomb_is_contained_and_others_keep_answering(executor):

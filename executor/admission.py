@@ -1,0 +1,115 @@
+"""Host admission: what every function container of this executor may take together.
+
+- Memory: each container reserves its route's `memory` from a server-wide budget (default
+  80% of the host's memory) from before it is created until it is removed. A call whose
+  container does not fit first has idle hot containers of other routes evicted (least
+  recently used first), then waits, first come first served, until its deadline.
+- Starts: at most `max_starts` containers are being created and started at once, so a
+  burst of cold calls queues here instead of stampeding the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+# Frees memory for a reservation: (MiB wanted, the route asking, as (app, path), or None
+# for a cold call) -> MiB whose release is under way. Hot pools evict idle containers.
+Evictor = Callable[[int, tuple[str, str] | None], int]
+
+
+class NoRoom(Exception):
+    """No memory for the container before the deadline (or ever: over the whole budget)."""
+
+
+def host_memory_mib() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // MiB
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    mib: int
+    future: asyncio.Future[None]
+
+
+class Admission:
+    def __init__(self, budget_mib: int, max_starts: int) -> None:
+        self.budget = budget_mib
+        self.free = budget_mib
+        self.starts = _CountingSemaphore(max_starts)
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._evict: Evictor | None = None
+
+    def evict_with(self, evictor: Evictor) -> None:
+        self._evict = evictor
+
+    async def reserve(
+        self, mib: int, deadline: float | None, owner: tuple[str, str] | None, evict: bool = True
+    ) -> None:
+        """Takes `mib` from the budget, waiting (until `deadline`, loop time) for room.
+        `evict`: idle hot containers of other routes may go to make room."""
+        if mib > self.budget:
+            raise NoRoom(f"memory {mib} MiB is more than the executor's budget ({self.budget} MiB)")
+        if not self._waiters and mib <= self.free:
+            self.free -= mib
+            return
+        if evict and self._evict is not None:
+            self._evict(mib - self.free, owner)
+        waiter = _Waiter(mib, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter.future
+        except BaseException as exc:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release(mib)  # granted just as it gave up: give it back
+            else:
+                waiter.future.cancel()
+                self._waiters.remove(waiter)
+                self._grant()  # it may have been the head holding others back
+            if isinstance(exc, TimeoutError):
+                raise NoRoom(
+                    f"no memory for a {mib} MiB container before the deadline "
+                    f"({self.budget - self.free} of {self.budget} MiB in use)"
+                ) from None
+            raise
+
+    def release(self, mib: int) -> None:
+        self.free += mib
+        self._grant()
+
+    def _grant(self) -> None:
+        # First come, first served: a large reservation at the head is not overtaken.
+        while self._waiters and self._waiters[0].mib <= self.free:
+            waiter = self._waiters.popleft()
+            self.free -= waiter.mib
+            waiter.future.set_result(None)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+
+class _CountingSemaphore(asyncio.Semaphore):
+    """A semaphore that remembers how many held it at once (tests read `peak`)."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.limit = value
+        self.peak = 0
+        self._held = 0
+
+    async def acquire(self) -> bool:
+        await super().acquire()
+        self._held += 1
+        self.peak = max(self.peak, self._held)
+        return True
+
+    def release(self) -> None:
+        self._held -= 1
+        super().release()
