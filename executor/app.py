@@ -68,7 +68,9 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
             records = CallRecords(
                 store.connection,
                 flush_interval=settings.calls_flush_interval,
-                max_log_bytes=settings.max_log_bytes,
+                # A cold call's stderr comes capped already, with a note of what was
+                # dropped: room for that note.
+                max_log_bytes=settings.max_log_bytes + 64,
                 max_count=settings.calls_max_count,
                 max_age=settings.calls_max_age,
             )

@@ -40,11 +40,17 @@ def _insert(rows: int) -> str:
     return f"INSERT OR REPLACE INTO calls ({', '.join(FIELDS)}) VALUES {', '.join([_ROW] * rows)}"
 
 
-# A log grows by appends, up to the cap (characters: logs are kept as text).
+# A log grows by appends, up to the cap (characters: logs are kept as text), where a note
+# says it was cut; a log already cut stays as it is.
 _APPEND_LOG = (
-    "INSERT INTO call_logs (id, log) VALUES (?, substr(?, 1, ?)) "
-    "ON CONFLICT (id) DO UPDATE SET log = substr(log || excluded.log, 1, ?)"
+    "INSERT INTO call_logs (id, log) VALUES (:id, :log) ON CONFLICT (id) DO UPDATE SET log = "
+    "CASE WHEN length(log) >= :cap THEN log "
+    "WHEN length(log || excluded.log) > :cap "
+    "THEN substr(log || excluded.log, 1, :cap) || :marker "
+    "ELSE log || excluded.log END"
 )
+# Appended where a log reaches its cap (the stored text may hold the cap plus this).
+CUT_MARKER = b"\n[log cut: over the limit]\n"
 # Past this many records waiting (SQLite stuck), new ones are dropped, not queued.
 MAX_PENDING = 100_000
 PRUNE_EVERY = 60.0
@@ -87,11 +93,12 @@ class CallRecords:
         self._wake.set()
 
     def add_log(self, call_id: str, data: bytes) -> None:
-        pending = self._logs.get(call_id)
-        if pending is None:
-            self._logs[call_id] = bytearray(data[: self._max_log])
-        elif len(pending) < self._max_log:
-            pending += data[: self._max_log - len(pending)]
+        pending = self._logs.setdefault(call_id, bytearray())
+        room = self._max_log - len(pending)
+        if room > 0:
+            pending += data[:room]
+            if len(data) > room:
+                pending += CUT_MARKER
         self._wake.set()
 
     # -- the writer ----------------------------------------------------------------------
@@ -121,10 +128,16 @@ class CallRecords:
                 batch = records[i : i + ROWS_PER_INSERT]
                 await self._db.execute(_insert(len(batch)), [v for r in batch for v in r])
             if logs:
+                marker = CUT_MARKER.decode()
                 await self._db.executemany(
                     _APPEND_LOG,
                     [
-                        (call_id, data.decode("utf-8", "replace"), self._max_log, self._max_log)
+                        {
+                            "id": call_id,
+                            "log": data.decode("utf-8", "replace"),
+                            "cap": self._max_log,
+                            "marker": marker,
+                        }
                         for call_id, data in logs.items()
                     ],
                 )

@@ -198,3 +198,12 @@ async def test_with_records_and_metrics_off(db: Path):
         error = await ex.json("GET", "/v1/apps/t/calls", status=404)
         assert "call records are off" in error["error"]["message"]
         assert "executor_calls_total" not in await scrape(ex)
+
+
+async def test_a_calls_log_is_capped(db: Path):
+    async with running(settings_for(db, max_log_bytes=12)) as ex:
+        await ex.route("/stderr", "executor-test/stderr")
+        response, body = await call(ex, "/stderr")
+        assert body == b"the answer\n"  # the response is whole; only the log is capped
+        log = await ex.json("GET", f"/v1/calls/{response.headers['Fn-Call-Id']}/log")
+        assert log["log"]["log"] == "log line 1\nl\n[10 bytes dropped]\n"

@@ -102,7 +102,9 @@ async def test_logs_grow_by_appends_up_to_the_cap(store):
     records.add(r)
     await records.flush()
     records.add_log(r.id, b"late and long enough to pass the cap")
-    assert await records.log(r.id) == "early late and l"
+    assert await records.log(r.id) == "early late and l\n[log cut: over the limit]\n"
+    records.add_log(r.id, b"more")
+    assert await records.log(r.id) == "early late and l\n[log cut: over the limit]\n"
     stored = await records.get(r.id)
     assert stored["state"] == "success"
     assert (stored["created_at"], stored["started_at"]) == ("2026-01-01T00:00:00.000Z", None)
