@@ -42,7 +42,10 @@ class Admission:
         self.budget = budget_mib
         self.free = budget_mib
         self.starts = _CountingSemaphore(max_starts)
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        # Reservations for calls come before those for min_warm refills (which may wait):
+        # memory freed by evicting for a call must not go to a refill queued earlier.
+        self._for_calls: collections.deque[_Waiter] = collections.deque()
+        self._for_refills: collections.deque[_Waiter] = collections.deque()
         self._evict: Evictor | None = None
 
     def evict_with(self, evictor: Evictor) -> None:
@@ -52,16 +55,19 @@ class Admission:
         self, mib: int, deadline: float | None, owner: tuple[str, str] | None, evict: bool = True
     ) -> None:
         """Takes `mib` from the budget, waiting (until `deadline`, loop time) for room.
-        `evict`: idle hot containers of other routes may go to make room."""
+        `evict`: for a call, which may have idle hot containers of other routes removed
+        to make room; without it (a min_warm refill) it waits behind every call."""
         if mib > self.budget:
             raise NoRoom(f"memory {mib} MiB is more than the executor's budget ({self.budget} MiB)")
-        if not self._waiters and mib <= self.free:
+        queue = self._for_calls if evict else self._for_refills
+        ahead = self._for_calls if evict else (self._for_calls or self._for_refills)
+        if not ahead and mib <= self.free:
             self.free -= mib
             return
         if evict and self._evict is not None:
             self._evict(mib - self.free, owner)
         waiter = _Waiter(mib, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
+        queue.append(waiter)
         try:
             async with asyncio.timeout_at(deadline):
                 await waiter.future
@@ -70,7 +76,7 @@ class Admission:
                 self.release(mib)  # granted just as it gave up: give it back
             else:
                 waiter.future.cancel()
-                self._waiters.remove(waiter)
+                queue.remove(waiter)
                 self._grant()  # it may have been the head holding others back
             if isinstance(exc, TimeoutError):
                 raise NoRoom(
@@ -84,15 +90,19 @@ class Admission:
         self._grant()
 
     def _grant(self) -> None:
-        # First come, first served: a large reservation at the head is not overtaken.
-        while self._waiters and self._waiters[0].mib <= self.free:
-            waiter = self._waiters.popleft()
-            self.free -= waiter.mib
-            waiter.future.set_result(None)
+        # First come, first served within each queue, calls first: a large reservation
+        # at a head is not overtaken, and refills wait while any call does.
+        for queue in (self._for_calls, self._for_refills):
+            while queue and queue[0].mib <= self.free:
+                waiter = queue.popleft()
+                self.free -= waiter.mib
+                waiter.future.set_result(None)
+            if queue:
+                return
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return len(self._for_calls) + len(self._for_refills)
 
 
 class _CountingSemaphore(asyncio.Semaphore):

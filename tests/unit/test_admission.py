@@ -95,3 +95,25 @@ async def test_starts_in_flight_are_bounded():
 
     await asyncio.gather(*(start() for _ in range(20)))
     assert admission.starts.peak == 3
+
+
+async def test_calls_come_before_min_warm_refills_queued_earlier():
+    admission = Admission(budget_mib=100, max_starts=8)
+    await admission.reserve(100, None, None)
+    refill = asyncio.create_task(admission.reserve(60, None, ("a", "/x"), evict=False))
+    await asyncio.sleep(0.01)
+    for_call = asyncio.create_task(admission.reserve(60, soon(5), ("b", "/y")))
+    await asyncio.sleep(0.01)
+    admission.release(100)
+    await for_call
+    assert not refill.done()  # 40 left: the refill waits for the call's memory
+    admission.release(60)
+    await refill
+    # A refill never takes memory while a call waits, even when it would fit.
+    blocked = asyncio.create_task(admission.reserve(50, soon(5), None))
+    await asyncio.sleep(0.01)
+    small_refill = asyncio.create_task(admission.reserve(10, None, None, evict=False))
+    await asyncio.sleep(0.01)
+    assert not small_refill.done() and admission.free == 40
+    admission.release(60)
+    await asyncio.gather(blocked, small_refill)
