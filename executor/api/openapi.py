@@ -6,16 +6,17 @@ drift from what the server accepts; the rest is written out here, operation by o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from aiohttp import web
 
 from executor import __version__
-from executor.calls import CallRecord
+from executor.calls import CallState
 from executor.models import App, AppSpec, Route, RouteSpec
 
 REF = "#/components/schemas/"
+CALL_STATES = list(get_args(CallState))
 
 
 def setup(app: web.Application) -> None:
@@ -91,13 +92,12 @@ CALL_ID = _param("call")
 
 
 def build() -> dict[str, Any]:
-    record_props: dict[str, Any] = {name: {} for name in CallRecord._fields}
-    record_props.update(
+    record_props: dict[str, Any] = dict(
         id={"type": "string"},
         app={"type": "string"},
         route={"type": "string"},
         method={"type": "string"},
-        state={"enum": ["queued", "running", "success", "error", "timeout", "cancelled"]},
+        state={"enum": CALL_STATES},
         http_status={"type": ["integer", "null"]},
         start={"enum": ["cold", "warm", "fresh", None]},
         container_id={"type": ["string", "null"]},
@@ -159,8 +159,7 @@ def build() -> dict[str, Any]:
 
     calls_query = [
         _param("route", "query"),
-        _param("state", "query", {"enum": ["queued", "running", "success", "error",
-                                           "timeout", "cancelled"]}),
+        _param("state", "query", {"enum": CALL_STATES}),
         _param("start", "query", {"enum": ["cold", "warm", "fresh", "none"]}),
         _param("since", "query", description="RFC 3339 time or unix seconds"),
         _param("cursor", "query"),

@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from executor.calls import CallRecord
 from tests.conftest import GROUPS
 from tests.integration.test_cli import free_port, serve, stop
 
@@ -58,6 +59,8 @@ def test_the_document_covers_every_route_of_the_server(served: str):
         "/r/{app}/{path}",
     ):  # fmt: skip
         assert path in documented, path
+    call_fields = document["components"]["schemas"]["Call"]["properties"]
+    assert list(call_fields) == list(CallRecord._fields)
 
 
 CHECKS = [
