@@ -184,9 +184,9 @@ async def warm(url: str, unobserved_url: str, args: argparse.Namespace) -> dict:
             for port in (bare_port, proxy_port):  # both answer before the clock starts
                 await wait_answer(session, f"http://127.0.0.1:{port}/hello")
 
-            def executor_call(base: str) -> Send:
+            def post_to(target: str) -> Send:
                 async def send(i: int) -> None:
-                    async with session.post(f"{base}/r/bench/warm", data=BODY) as response:
+                    async with session.post(target, data=BODY) as response:
                         await response.read()
                     assert response.status == 200, response.status
 
@@ -199,20 +199,12 @@ async def warm(url: str, unobserved_url: str, args: argparse.Namespace) -> dict:
                     await response.read()
                 assert response.status == 200, response.status
 
-            def loopback(port: int) -> Send:
-                async def send(i: int) -> None:
-                    async with session.post(f"http://127.0.0.1:{port}/hello", data=BODY) as r:
-                        await r.read()
-                    assert r.status == 200, r.status
-
-                return send
-
             targets = {
-                "executor": executor_call(url),
-                "executor-unobserved": executor_call(unobserved_url),
+                "executor": post_to(f"{url}/r/bench/warm"),
+                "executor-unobserved": post_to(f"{unobserved_url}/r/bench/warm"),
                 "direct": direct_call,
-                "aiohttp-proxy": loopback(proxy_port),
-                "bare-aiohttp": loopback(bare_port),
+                "aiohttp-proxy": post_to(f"http://127.0.0.1:{proxy_port}/hello"),
+                "bare-aiohttp": post_to(f"http://127.0.0.1:{bare_port}/hello"),
             }
             for concurrency in args.concurrency:
                 for send in targets.values():  # warm-up
