@@ -16,7 +16,14 @@ from executor.admission import Admission, NoRoom
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
-from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, ImageInfo, Stdio
+from executor.docker.engine import (
+    DockerEngine,
+    EngineError,
+    EngineUnreachable,
+    ImageInfo,
+    Stdio,
+    missing_image,
+)
 from executor.errors import CallTimeout, FunctionFailed, ServiceUnavailable
 from executor.formats import default
 from executor.metrics import Metrics
@@ -194,6 +201,6 @@ async def _feed(stdio: Stdio, body: bytes) -> None:
 def _engine_failure(exc: EngineError, call: Call) -> Exception:
     if isinstance(exc, EngineUnreachable):
         return ServiceUnavailable(exc.message)
-    if exc.status == 404 and "image" in exc.message.lower():
+    if missing_image(exc):
         return FunctionFailed(f"image {call.route.image!r} is not on the Docker engine")
     return FunctionFailed(f"container could not be run: {exc.message}")

@@ -32,6 +32,11 @@ class EngineError(Exception):
         self.message = message
 
 
+def missing_image(exc: EngineError) -> bool:
+    """The engine's answer when a container's image is not there (a create's 404)."""
+    return exc.status == 404 and "image" in exc.message.lower()
+
+
 class EngineUnreachable(EngineError):
     def __init__(self, message: str) -> None:
         super().__init__(503, f"Docker engine unreachable: {message}")

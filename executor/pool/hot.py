@@ -26,7 +26,13 @@ from executor.admission import Admission, NoRoom
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
-from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, Stdio
+from executor.docker.engine import (
+    DockerEngine,
+    EngineError,
+    EngineUnreachable,
+    Stdio,
+    missing_image,
+)
 from executor.errors import CallTimeout, ExecutorError, FunctionFailed, ServiceUnavailable
 from executor.formats import http_stream
 from executor.formats.logframe import LogFrames
@@ -405,7 +411,9 @@ class HotPool:
             return
         except EngineError as exc:
             message = f"container could not be started: {exc}"
-            if "bind source path" in exc.message:
+            if missing_image(exc):
+                message = f"image {self.route.image!r} is not on the Docker engine"
+            elif "bind source path" in exc.message:
                 message += " (EXECUTOR_IOFS_HOST_DIR must be the host path of EXECUTOR_IOFS_DIR)"
             self._start_failed(c, FunctionFailed(message))
             return

@@ -439,3 +439,18 @@ async def test_an_iofs_host_dir_the_engine_does_not_have_gives_a_clear_502(db: P
         assert b"/nonexistent-iofs/exr-" in body
         assert b"does not exist" in body
         assert b"EXECUTOR_IOFS_HOST_DIR must be the host path of EXECUTOR_IOFS_DIR" in body
+
+
+async def test_an_image_deleted_after_the_route_was_made_is_502_naming_it(executor, tmp_path):
+    tag = f"executor-test/vanishing-hot-{tmp_path.name[-6:].lower()}:latest"
+    (tmp_path / "Dockerfile").write_text(f"FROM {HOT}\nLABEL vanishing={tag}\n")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(tmp_path)], check=True, capture_output=True
+    )
+    try:
+        await executor.route("/gone", tag, format="http-stream", min_warm=0)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], check=True, capture_output=True)
+    response, body = await call(executor, "/gone")
+    assert response.status == 502, body
+    assert f"image {tag!r} is not on the Docker engine".encode() in body
