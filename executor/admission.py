@@ -27,6 +27,10 @@ class NoRoom(Exception):
     """No memory for the container before the deadline (or ever: over the whole budget)."""
 
 
+class Closed(Exception):
+    """The executor is shutting down: no more reservations."""
+
+
 def host_memory_mib() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // MiB
 
@@ -47,6 +51,14 @@ class Admission:
         self._for_calls: collections.deque[_Waiter] = collections.deque()
         self._for_refills: collections.deque[_Waiter] = collections.deque()
         self._evict: Evictor | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """At shutdown: every reservation waiting, and every later one, fails (Closed)."""
+        self._closed = True
+        for queue in (self._for_calls, self._for_refills):
+            while queue:
+                queue.popleft().future.set_exception(Closed())
 
     def evict_with(self, evictor: Evictor) -> None:
         self._evict = evictor
@@ -57,6 +69,8 @@ class Admission:
         """Takes `mib` from the budget, waiting (until `deadline`, loop time) for room.
         `evict`: for a call, which may have idle hot containers of other routes removed
         to make room; without it (a min_warm refill) it waits behind every call."""
+        if self._closed:
+            raise Closed()
         if mib > self.budget:
             raise NoRoom(f"memory {mib} MiB is more than the executor's budget ({self.budget} MiB)")
         queue = self._for_calls if evict else self._for_refills
@@ -72,7 +86,14 @@ class Admission:
             async with asyncio.timeout_at(deadline):
                 await waiter.future
         except BaseException as exc:
-            if waiter.future.done() and not waiter.future.cancelled():
+            granted = (
+                waiter.future.done()
+                and not waiter.future.cancelled()
+                and waiter.future.exception() is None
+            )
+            if isinstance(exc, Closed):
+                raise
+            if granted:
                 self.release(mib)  # granted just as it gave up: give it back
             else:
                 waiter.future.cancel()

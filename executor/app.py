@@ -138,6 +138,7 @@ async def _drain(app: web.Application) -> None:
     # Runs once the listening socket is closed and before aiohttp waits for handlers,
     # so every call in flight is answered (its own result, or 503) before it stops.
     if INVOKER in app:
+        app[ADMISSION].close()  # calls waiting for memory are answered now (503)
         await app[INVOKER].drain(app[SETTINGS].shutdown_grace)
 
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 
-from executor.admission import Admission, NoRoom
+from executor.admission import Admission, Closed, NoRoom
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
@@ -59,6 +59,8 @@ class ColdRunner:
             await self._admission.reserve(call.route.memory, call.deadline, None)
         except NoRoom as exc:
             raise ServiceUnavailable(f"server too busy: {exc}") from None
+        except Closed:
+            raise ServiceUnavailable("executor shutting down: call stopped") from None
         call.start = "cold"
         call.assigned = time.perf_counter()
         # The container's whole life is one task, shielded from the caller: when the

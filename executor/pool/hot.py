@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from executor.admission import Admission, NoRoom
+from executor.admission import Admission, Closed, NoRoom
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
@@ -402,6 +402,9 @@ class HotPool:
             return
         except NoRoom as exc:
             self._start_failed(c, ServiceUnavailable(f"cannot start a container: {exc}"))
+            return
+        except Closed:
+            self._start_failed(c, ServiceUnavailable("executor shutting down: call stopped"))
             return
         except ExecutorError as exc:
             self._start_failed(c, exc)

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from executor.admission import Admission, NoRoom
+from executor.admission import Admission, Closed, NoRoom
 
 
 def soon(seconds: float) -> float:
@@ -117,3 +117,17 @@ async def test_calls_come_before_min_warm_refills_queued_earlier():
     assert not small_refill.done() and admission.free == 40
     admission.release(60)
     await asyncio.gather(blocked, small_refill)
+
+
+async def test_closing_fails_waiting_and_later_reservations():
+    admission = Admission(budget_mib=100, max_starts=8)
+    await admission.reserve(100, None, None)
+    waiting = asyncio.create_task(admission.reserve(50, soon(5), None))
+    await asyncio.sleep(0.01)
+    admission.close()
+    with pytest.raises(Closed):
+        await waiting
+    with pytest.raises(Closed):
+        await admission.reserve(1, soon(5), None)
+    admission.release(100)
+    assert admission.free == 100 and admission.waiting == 0
