@@ -1,0 +1,168 @@
+"""Replays a workload through the hot-pool policy (executor/pool/policy.py) in simulated
+time: for one pool setting (`min_warm`, `idle_timeout`, or always cold), the share of cold,
+fresh and warm starts, the latency percentiles, and the idle containers' memory-seconds.
+
+Each function is its own route and pool (max_containers unbounded: no call waits for
+another's container). Latencies are drawn from measured distributions: a cold call's
+whole latency, a fresh container's start, and the executor's warm overhead; the
+function's own execution time is added to each.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks.workload import FunctionLoad, arrivals, exec_time
+from executor.pool.policy import Limits, PoolPolicy
+
+UNBOUNDED = 10**6
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    min_warm: int = 0
+    idle_timeout: float = 0.0  # seconds
+    cold: bool = False  # format `default`: a new container per call
+
+
+@dataclass(frozen=True, slots=True)
+class StartLatencies:
+    """Measured samples, in seconds (benchmarks/hot.py's start kinds)."""
+
+    cold: Sequence[float]
+    fresh: Sequence[float]
+    warm: Sequence[float]
+
+
+@dataclass(slots=True)
+class Outcome:
+    setting: str
+    calls: int = 0
+    cold: int = 0
+    fresh: int = 0
+    warm: int = 0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    idle_mib_seconds: float = 0.0
+    containers_started: int = 0
+
+    def shares(self) -> dict[str, float]:
+        total = self.calls or 1
+        return {k: getattr(self, k) / total for k in ("cold", "fresh", "warm")}
+
+
+def simulate(
+    loads: Sequence[FunctionLoad],
+    setting: Setting,
+    latencies: StartLatencies,
+    seed: int = 0,
+    cap_per_minute: int | None = None,
+) -> Outcome:
+    rng = random.Random(seed)
+    outcome = Outcome(setting.name)
+    all_latencies: list[float] = []
+    for load in loads:
+        times = list(arrivals(load, rng, cap_per_minute))
+        end = 60.0 * len(load.per_minute)
+        if setting.cold:
+            for _ in times:
+                all_latencies.append(rng.choice(latencies.cold) + exec_time(load, rng))
+            outcome.cold += len(times)
+            outcome.containers_started += len(times)
+        else:
+            _replay(load, times, end, setting, latencies, rng, outcome, all_latencies)
+    outcome.calls = len(all_latencies)
+    if all_latencies:
+        all_latencies.sort()
+        outcome.p50_ms = 1000 * statistics.median(all_latencies)
+        outcome.p99_ms = (
+            1000 * all_latencies[min(len(all_latencies) - 1, int(0.99 * len(all_latencies)))]
+        )
+    return outcome
+
+
+# Event kinds, in the order they are handled at the same instant.
+READY, DONE, ARRIVAL, TICK = range(4)
+
+
+def _replay(
+    load: FunctionLoad,
+    times: list[float],
+    end: float,
+    setting: Setting,
+    latencies: StartLatencies,
+    rng: random.Random,
+    outcome: Outcome,
+    all_latencies: list[float],
+) -> None:
+    now = 0.0
+    policy: PoolPolicy[int] = PoolPolicy(
+        Limits(setting.min_warm, UNBOUNDED, setting.idle_timeout), lambda: now
+    )
+    events: list[tuple[float, int, int, object]] = []
+    order = itertools.count()
+    keys = itertools.count()
+    arrived: dict[int, float] = {}
+    idle_area = 0.0  # idle containers x seconds
+    last = 0.0
+
+    def push(at: float, kind: int, data: object) -> None:
+        heapq.heappush(events, (at, kind, next(order), data))
+
+    def start_wanted() -> None:
+        for _ in range(policy.starts_wanted()):
+            key = f"c{next(keys)}"
+            policy.starting(key)
+            outcome.containers_started += 1
+            push(now + rng.choice(latencies.fresh), READY, key)
+
+    def serve(call: int, key: str, warm: bool) -> None:
+        rest = rng.choice(latencies.warm) + exec_time(load, rng)  # from assignment on
+        all_latencies.append(now - arrived.pop(call) + rest)
+        if warm:
+            outcome.warm += 1
+        else:
+            outcome.fresh += 1
+        push(now + rest, DONE, key)
+
+    for call, at in enumerate(times):
+        push(at, ARRIVAL, call)
+    start_wanted()  # min_warm, before the day begins
+    next_tick: float | None = None
+    while events:
+        now, kind, _, data = heapq.heappop(events)
+        idle_area += policy.count("idle") * (min(now, end) - min(last, end))
+        last = now
+        if kind == ARRIVAL:
+            call = data
+            arrived[call] = now
+            key = policy.acquire_idle()
+            if key is not None:
+                serve(call, key, warm=True)
+            else:
+                policy.enqueue(call)
+                start_wanted()
+        elif kind == READY:
+            assignment = policy.ready(data)
+            if assignment is not None:
+                serve(assignment.waiter, assignment.key, warm=False)
+        elif kind == DONE:
+            assignment = policy.release(data)
+            if assignment is not None:
+                serve(assignment.waiter, assignment.key, warm=True)
+        policy.expired()  # idle containers past idle_timeout leave
+        start_wanted()  # and min_warm refills
+        # A tick for the policy's next expiry, within the day (an extra one is harmless).
+        wakeup = policy.next_wakeup()
+        due = next_tick is None or next_tick <= now or (wakeup or 0) < next_tick
+        if wakeup is not None and now < wakeup <= end and due:
+            next_tick = wakeup
+            push(wakeup, TICK, None)
+    idle_area += policy.count("idle") * max(end - last, 0.0)
+    outcome.idle_mib_seconds += idle_area * load.memory_mib
