@@ -39,20 +39,20 @@ async def executor_call(session: aiohttp.ClientSession, url: str) -> None:
     assert response.status == 200 and body == EXPECTED, (response.status, body)
 
 
-def cli_args() -> list[str]:
+def cli_args(image: str = IMAGE) -> list[str]:
     # The same limits and hardening as the executor's container (executor/docker/spec.py).
     return [
         "docker", "run", "--rm", "-i", "--network", "none", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--read-only",
         "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777", "--pids-limit", "256",
         "--memory", "128m", "--memory-swap", "128m", "--user", "65534:65534",
-        "--log-driver", "none", IMAGE,
+        "--log-driver", "none", image,
     ]  # fmt: skip
 
 
-async def docker_cli_call() -> None:
+async def docker_cli_call(image: str = IMAGE) -> None:
     process = await asyncio.create_subprocess_exec(
-        *cli_args(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        *cli_args(image), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await process.communicate(BODY)
     assert process.returncode == 0 and out == EXPECTED, (process.returncode, out)

@@ -13,8 +13,9 @@ one is answered), five targets in interleaved blocks so drift hits all alike:
 - bare-aiohttp: the ceiling for a Python server here, a bare aiohttp hello on loopback.
 The executor's overhead is the median, over blocks, of (executor p50 - direct p50).
 
-Then the start kinds of one function (examples/hello-stream, which speaks both formats):
-fresh (an http-stream call that finds no idle container) and cold (format `default`).
+Then open loop (calls sent at a fixed rate whatever the answers, each latency measured
+from its intended send time, so queueing is not hidden): executor, direct and bare at
+fractions of the executor's best closed-loop rate. The start kinds are benchmarks/starts.py.
 
     python -m benchmarks.hot [--block 1.0] [--rounds 8] [--concurrency 1,8,32] [--quick]
 """
@@ -46,8 +47,9 @@ from benchmarks.common import (
 )
 
 WARM_IMAGE = "executor-bench/aiohttp-hello"
-HELLO_IMAGE = "executor/hello-stream"
 BODY = b'{"name": "bench"}'
+OPEN_LOOP_FRACTIONS = (0.25, 0.5, 0.75)
+OPEN_LOOP_TARGETS = ("executor", "direct", "bare-aiohttp")
 BARE_SERVER = """
 import sys
 from aiohttp import web
@@ -108,6 +110,30 @@ async def closed_loop(send: Send, concurrency: int, seconds: float) -> tuple[lis
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
+async def open_loop(send: Send, rate: float, seconds: float) -> tuple[list[float], float]:
+    """Calls sent at `rate` a second for `seconds`, each at its intended time whether or
+    not the earlier ones were answered: latencies from the intended send time (a call
+    that could not be sent on time counts its delay), and the calls/s answered."""
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+    begin = time.perf_counter() + 0.01
+    count = int(rate * seconds)
+
+    async def one(i: int, intended: float) -> None:
+        await send(i)
+        latencies.append(time.perf_counter() - intended)
+
+    tasks = []
+    for i in range(count):
+        intended = begin + i / rate
+        delay = intended - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(i, intended)))
+    await asyncio.gather(*tasks)
+    return latencies, len(latencies) / (time.perf_counter() - begin)
+
+
 def socket_paths(url: str, route: str) -> list[str]:
     """The sockets of the route's containers in the executor at `url`."""
     with urllib.request.urlopen(f"{url}/") as response:
@@ -153,7 +179,9 @@ async def wait_pool(session: aiohttp.ClientSession, url: str, idle: int) -> None
     raise RuntimeError(f"pool never reached {idle} idle containers: {pool}")
 
 
-async def warm(url: str, unobserved_url: str, args: argparse.Namespace) -> dict:
+async def warm(
+    url: str, unobserved_url: str, args: argparse.Namespace, progress: Callable[[], None]
+) -> dict:
     for base in (url, unobserved_url):
         put_json(
             f"{base}/v1/apps/bench/routes/warm",
@@ -206,6 +234,7 @@ async def warm(url: str, unobserved_url: str, args: argparse.Namespace) -> dict:
                 "aiohttp-proxy": post_to(f"http://127.0.0.1:{proxy_port}/hello"),
                 "bare-aiohttp": post_to(f"http://127.0.0.1:{bare_port}/hello"),
             }
+            closed: dict = {}
             for concurrency in args.concurrency:
                 for send in targets.values():  # warm-up
                     await closed_loop(send, concurrency, 0.2)
@@ -217,8 +246,19 @@ async def warm(url: str, unobserved_url: str, args: argparse.Namespace) -> dict:
                         blocks[name].append(
                             await closed_loop(targets[name], concurrency, args.block)
                         )
-                results[str(concurrency)] = summarise(blocks)
-                print(f"  concurrency {concurrency}: done", flush=True)
+                    progress()
+                closed[str(concurrency)] = summarise(blocks)
+            # Open loop at fractions of the executor's best closed-loop rate.
+            best = max(c["executor"]["calls_per_s"] for c in closed.values())
+            opened: dict = {}
+            for fraction in OPEN_LOOP_FRACTIONS:
+                rate = best * fraction
+                opened[f"{fraction:.2f}"] = by_target = {"rate_per_s": rate}
+                for name in random.sample(OPEN_LOOP_TARGETS, len(OPEN_LOOP_TARGETS)):
+                    latencies, answered = await open_loop(targets[name], rate, args.open_seconds)
+                    by_target[name] = summary(latencies) | {"calls_per_s": answered}
+                progress()
+            results = {"closed_loop": closed, "open_loop": opened}
     finally:
         for process in (bare, proxy):
             if process is not None:
@@ -285,47 +325,17 @@ def summarise(blocks: dict[str, list[tuple[list[float], float]]]) -> dict:
     return out
 
 
-async def start_kinds(url: str, calls: int) -> dict:
-    put_json(
-        f"{url}/v1/apps/bench/routes/fresh",
-        {"route": {"image": HELLO_IMAGE, "format": "http-stream", "min_warm": 0,
-                   "idle_timeout": 1}},
-    )  # fmt: skip
-    put_json(f"{url}/v1/apps/bench/routes/cold", {"route": {"image": HELLO_IMAGE}})
-    latencies: dict[str, list[float]] = {"fresh": [], "cold": []}
-    async with aiohttp.ClientSession() as session:
-        for i in range(calls):
-            for kind in ("fresh", "cold") if i % 2 else ("cold", "fresh"):
-                started = time.perf_counter()
-                async with session.post(f"{url}/r/bench/{kind}", data=BODY) as response:
-                    body = await response.read()
-                latencies[kind].append(time.perf_counter() - started)
-                assert response.status == 200 and body == b"Hello bench!\n", body
-                assert response.headers["Executor-Start"] == kind, response.headers
-            # Until the fresh container has gone idle past its idle_timeout and left.
-            await wait_empty(session, f"{url}/v1/apps/bench/routes/fresh")
-    return {kind: summary(values) for kind, values in latencies.items()}
-
-
-async def wait_empty(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(100):
-        async with session.get(url) as response:
-            pool = (await response.json())["route"]["pool"]
-        if not pool["containers"]:
-            return
-        await asyncio.sleep(0.1)
-
-
 def report(result: dict) -> str:
     rows = [["concurrency", "target", "n", "p50 ms", "p90 ms", "p99 ms", "calls/s"]]
-    for concurrency, by_target in result["warm"].items():
+    closed = result["warm"]["closed_loop"]
+    for concurrency, by_target in closed.items():
         for name in ("executor", "executor-unobserved", "direct", "aiohttp-proxy", "bare-aiohttp"):
             s = by_target[name]
             cells = [s["p50_ms"], s["p90_ms"], s["p99_ms"]]
             rows.append([concurrency, name, str(s["n"]), *(f"{v:.3f}" for v in cells),
                          f"{s['calls_per_s']:.0f}"])  # fmt: skip
-    lines = [table(rows), ""]
-    for concurrency, by_target in result["warm"].items():
+    lines = ["closed loop:", table(rows), ""]
+    for concurrency, by_target in closed.items():
         lines.append(
             f"concurrency {concurrency}: executor - direct p50 = "
             f"{by_target['overhead_p50_ms']:.3f} ms, aiohttp-proxy - direct = "
@@ -335,47 +345,60 @@ def report(result: dict) -> str:
             f"({by_target['observe_cost_share']:+.1%} of the p50 without them), calls/s "
             f"{by_target['observe_throughput_ratio']:.0%} of without"
         )
-    rows = [["start", "n", "p50 ms", "p90 ms", "p99 ms"]]
-    for kind, s in result["start_kinds"].items():
-        rows.append([kind, str(s["n"]), f"{s['p50_ms']:.1f}", f"{s['p90_ms']:.1f}",
-                     f"{s['p99_ms']:.1f}"])  # fmt: skip
-    lines += ["", table(rows)]
+    rows = [["rate/s", "target", "n", "p50 ms", "p90 ms", "p99 ms"]]
+    for by_target in result["warm"]["open_loop"].values():
+        for name in OPEN_LOOP_TARGETS:
+            s = by_target[name]
+            cells = [f"{s[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms")]
+            rows.append([f"{by_target['rate_per_s']:.0f}", name, str(s["n"]), *cells])
+    lines += ["", "open loop (latency from the intended send time):", table(rows)]
     return "\n".join(lines)
 
 
-async def main_async(args: argparse.Namespace) -> dict:
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--block", type=float, default=1.0, help="seconds per block")
+    p.add_argument("--rounds", type=int, default=6, help="blocks per target")
+    p.add_argument("--concurrency", default="1,8,32,64")
+    p.add_argument("--open-seconds", type=float, default=4.0, help="seconds per open-loop run")
+    p.add_argument(
+        "--containers", type=int, default=4, help="warm containers (min_warm = max_containers)"
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke run (a few seconds)")
+    return p
+
+
+def settings(argv: list[str] | None = None, quick: bool = False) -> argparse.Namespace:
+    args = parser().parse_args(argv or [])
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if args.quick or quick:
+        args.quick = True
+        args.block, args.rounds, args.open_seconds, args.concurrency = 0.3, 2, 1.0, [1, 8]
+    return args
+
+
+def steps(args: argparse.Namespace) -> int:
+    """How many times `run` calls `progress`."""
+    return len(args.concurrency) * args.rounds + len(OPEN_LOOP_FRACTIONS)
+
+
+def run(args: argparse.Namespace, progress: Callable[[], None] = lambda: None) -> dict:
     # Both without the access log; the second without metrics and call records either.
     quiet = {"EXECUTOR_ACCESS_LOG": "false"}
     off = {**quiet, "EXECUTOR_METRICS": "false", "EXECUTOR_CALL_RECORDS": "false"}
     with executor_server(**quiet) as url, executor_server(**off) as unobserved_url:
-        print("warm calls:", flush=True)
-        warm_result = await warm(url, unobserved_url, args)
-        print("fresh and cold starts:", flush=True)
-        kinds = await start_kinds(url, args.starts)
-    return {"warm": warm_result, "start_kinds": kinds}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--block", type=float, default=1.0, help="seconds per block")
-    parser.add_argument("--rounds", type=int, default=8, help="blocks per target")
-    parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--starts", type=int, default=20, help="fresh and cold calls each")
-    parser.add_argument(
-        "--containers", type=int, default=4, help="warm containers (min_warm = max_containers)"
-    )
-    parser.add_argument("--quick", action="store_true", help="a smoke run (a few seconds)")
-    args = parser.parse_args()
-    args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    if args.quick:
-        args.block, args.rounds, args.starts = 0.3, 2, 3
-    result = {
+        warm_result = asyncio.run(warm(url, unobserved_url, args, progress))
+    return {
         "benchmark": "hot",
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items()},
-        **asyncio.run(main_async(args)),
+        "warm": warm_result,
     }
-    print()
+
+
+def main() -> None:
+    args = settings(sys.argv[1:])
+    result = run(args)
     print(report(result))
     print(f"\nwritten: {write_result('hot', result)}")
 

@@ -1,4 +1,5 @@
-"""An http-stream (Fn format) hello on aiohttp, listening on FN_LISTENER."""
+"""An http-stream (Fn format) hello on aiohttp, listening on FN_LISTENER; a caller's
+`X-Sleep: S` header makes it work S seconds first."""
 
 import asyncio
 import os
@@ -8,6 +9,10 @@ from aiohttp import web
 
 async def call(request: web.Request) -> web.Response:
     await request.read()
+    # The trade-off benchmark's calls say how long the function works (X-Sleep: seconds).
+    work = request.headers.get("Fn-Http-H-X-Sleep")
+    if work:
+        await asyncio.sleep(float(work))
     return web.Response(
         body=b"Hello bench!\n",
         headers={"Fn-Http-Status": "200", "Content-Type": "text/plain; charset=utf-8"},
