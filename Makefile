@@ -33,8 +33,7 @@ test: install images lint
 	$(BIN)/pytest
 
 bench: install images
-	$(BIN)/python -m benchmarks.cold
-	$(BIN)/python -m benchmarks.hot
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

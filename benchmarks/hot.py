@@ -373,7 +373,7 @@ def settings(argv: list[str] | None = None, quick: bool = False) -> argparse.Nam
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if args.quick or quick:
         args.quick = True
-        args.block, args.rounds, args.open_seconds, args.concurrency = 0.3, 2, 1.0, [1, 8]
+        args.block, args.rounds, args.open_seconds, args.concurrency = 0.3, 2, 0.5, [1, 8]
     return args
 
 

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from benchmarks.workload import FunctionLoad, arrivals, exec_time
@@ -49,6 +49,10 @@ class Outcome:
     warm: int = 0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    # The lag the executor and its starts add to a call (its latency less the function's
+    # own work): what a pool setting changes.
+    lag_mean_ms: float = 0.0
+    lag_p99_ms: float = 0.0
     idle_mib_seconds: float = 0.0
     containers_started: int = 0
 
@@ -63,21 +67,38 @@ def simulate(
     latencies: StartLatencies,
     seed: int = 0,
     cap_per_minute: int | None = None,
+    given: dict[str, list[tuple[float, float]]] | None = None,
 ) -> Outcome:
+    """`given`: each function's calls as (arrival, execution seconds), instead of drawing
+    them (the live check replays the very same calls)."""
     rng = random.Random(seed)
     outcome = Outcome(setting.name)
     all_latencies: list[float] = []
+    lags: list[float] = []
     for load in loads:
-        times = list(arrivals(load, rng, cap_per_minute))
+        if given is not None:
+            times = [at for at, _ in given[load.name]]
+            load_exec = _replaying(took for _, took in given[load.name])
+        else:
+            times = list(arrivals(load, rng, cap_per_minute))
+            load_exec = exec_time
         end = 60.0 * len(load.per_minute)
         if setting.cold:
             for _ in times:
-                all_latencies.append(rng.choice(latencies.cold) + exec_time(load, rng))
+                lag = rng.choice(latencies.cold)
+                lags.append(lag)
+                all_latencies.append(lag + load_exec(load, rng))
             outcome.cold += len(times)
             outcome.containers_started += len(times)
         else:
-            _replay(load, times, end, setting, latencies, rng, outcome, all_latencies)
+            _replay(
+                load, times, end, setting, latencies, rng, outcome, all_latencies, lags, load_exec
+            )
     outcome.calls = len(all_latencies)
+    if lags:
+        lags.sort()
+        outcome.lag_mean_ms = 1000 * statistics.fmean(lags)
+        outcome.lag_p99_ms = 1000 * lags[min(len(lags) - 1, int(0.99 * len(lags)))]
     if all_latencies:
         all_latencies.sort()
         outcome.p50_ms = 1000 * statistics.median(all_latencies)
@@ -85,6 +106,11 @@ def simulate(
             1000 * all_latencies[min(len(all_latencies) - 1, int(0.99 * len(all_latencies)))]
         )
     return outcome
+
+
+def _replaying(work: Iterator[float]):
+    """An execution-time source that hands out the given times in order."""
+    return lambda _load, _rng: next(work)
 
 
 # Event kinds, in the order they are handled at the same instant.
@@ -100,6 +126,8 @@ def _replay(
     rng: random.Random,
     outcome: Outcome,
     all_latencies: list[float],
+    lags: list[float],
+    load_exec=exec_time,
 ) -> None:
     now = 0.0
     policy: PoolPolicy[int] = PoolPolicy(
@@ -123,13 +151,16 @@ def _replay(
             push(now + rng.choice(latencies.fresh), READY, key)
 
     def serve(call: int, key: str, warm: bool) -> None:
-        rest = rng.choice(latencies.warm) + exec_time(load, rng)  # from assignment on
-        all_latencies.append(now - arrived.pop(call) + rest)
+        overhead = rng.choice(latencies.warm)
+        work = load_exec(load, rng)
+        lag = now - arrived.pop(call) + overhead  # the wait for a start, if any, and the call
+        lags.append(lag)
+        all_latencies.append(lag + work)
         if warm:
             outcome.warm += 1
         else:
             outcome.fresh += 1
-        push(now + rest, DONE, key)
+        push(now + overhead + work, DONE, key)
 
     for call, at in enumerate(times):
         push(at, ARRIVAL, call)

@@ -1,0 +1,32 @@
+"""The benchmarks' smoke run (`python -m benchmarks --quick`): it completes and writes valid
+JSON, a summary and the plot. Timings are never asserted here (benchmarks/ quotes them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path):
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for part in ("starts", "hot", "tradeoff", "scale"):
+        result = orjson.loads((tmp_path / f"{part}.json").read_bytes())
+        assert result["benchmark"] == part and result["quick"] is True
+        assert result["machine"]["commit"] and result["machine"]["cores"]
+    tradeoff = orjson.loads((tmp_path / "tradeoff.json").read_bytes())
+    assert {o["setting"] for o in tradeoff["sweep"]} >= {"always cold"}
+    assert tradeoff["live_check"]["calls"] > 0
+    assert (tmp_path / "plots" / "tradeoff.png").stat().st_size > 10_000
+    assert "## The trade-off" in (tmp_path / "summary.md").read_text()
