@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -53,21 +53,13 @@ def latencies_from(starts: dict | None) -> StartLatencies:
     return StartLatencies(r["cold"]["samples_s"], r["fresh"]["samples_s"], r["warm"]["samples_s"])
 
 
-def sweep(
-    loads: list[FunctionLoad],
-    settings: list[Setting],
-    latencies: StartLatencies,
-    cap: int,
-    progress: Callable[[], None],
-) -> list[Outcome]:
-    """Every setting over the same calls (the same seed), on both cores."""
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(simulate, loads, s, latencies, 1, cap) for s in settings]
-        outcomes = []
-        for future in futures:
-            outcomes.append(future.result())
-            progress()
-    return outcomes
+def sweep_in_background(
+    loads: list[FunctionLoad], settings: list[Setting], latencies: StartLatencies, cap: int
+) -> tuple[ProcessPoolExecutor, list[Future[Outcome]]]:
+    """Every setting over the same calls (the same seed), in one worker process: it runs
+    while the live check replays its slice, leaving a core to the executor."""
+    pool = ProcessPoolExecutor(max_workers=1)
+    return pool, [pool.submit(simulate, loads, s, latencies, 1, cap) for s in settings]
 
 
 def live_slice(loads: list[FunctionLoad], minutes: int, cap: int, seed: int = 2):
@@ -177,13 +169,18 @@ def run(args: argparse.Namespace, progress: Callable[[], None] = lambda: None) -
     latencies = latencies_from(starts)
     loads = generate(args.functions, minutes=args.hours * 60, seed=args.seed)
     settings = grid(args.quick)
-    outcomes = sweep(loads, settings, latencies, args.cap, progress)
-    slice_loads, calls = live_slice(loads, args.live_minutes, args.live_cap)
+    pool, futures = sweep_in_background(loads, settings, latencies, args.cap)
+    with pool:
+        slice_loads, calls = live_slice(loads, args.live_minutes, args.live_cap)
+        with executor_server(EXECUTOR_ACCESS_LOG="false") as url:
+            live = asyncio.run(replay_live(url, slice_loads, calls, progress))
+        outcomes = []
+        for future in futures:
+            outcomes.append(future.result())
+            progress()
     simulated = {
         s.name: simulate(slice_loads, s, latencies, seed=3, given=calls) for s in LIVE_SETTINGS
     }
-    with executor_server(EXECUTOR_ACCESS_LOG="false") as url:
-        live = asyncio.run(replay_live(url, slice_loads, calls, progress))
     plot(outcomes, common.RESULTS / "plots" / "tradeoff.png")
     return {
         "benchmark": "tradeoff",
