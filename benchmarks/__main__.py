@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         "tradeoff": tradeoff.settings(quick=args.quick),
         "scale": scale.settings(quick=args.quick),
     }
-    start_calls = 2 if args.quick else 20
+    start_calls = 2 if args.quick else 15
     total = {
         "starts": start_calls,
         "hot": hot.steps(settings["hot"]),

@@ -358,9 +358,9 @@ def report(result: dict) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--block", type=float, default=1.0, help="seconds per block")
-    p.add_argument("--rounds", type=int, default=5, help="blocks per target")
+    p.add_argument("--rounds", type=int, default=3, help="blocks per target")
     p.add_argument("--concurrency", default="1,8,32,64")
-    p.add_argument("--open-seconds", type=float, default=4.0, help="seconds per open-loop run")
+    p.add_argument("--open-seconds", type=float, default=2.0, help="seconds per open-loop run")
     p.add_argument(
         "--containers", type=int, default=4, help="warm containers (min_warm = max_containers)"
     )

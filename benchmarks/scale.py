@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--warm", default="1,10,100", help="routes with a warm container, in steps")
     p.add_argument("--registered", type=int, default=1000, help="routes with min_warm 0 added")
-    p.add_argument("--seconds", type=float, default=3.0, help="warm calls measured per step")
+    p.add_argument("--seconds", type=float, default=2.0, help="warm calls measured per step")
     p.add_argument("--quick", action="store_true")
     return p
 

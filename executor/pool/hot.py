@@ -374,6 +374,8 @@ class HotPool:
             ready = ctx.watcher.ready(c.directory, http_stream.SOCKET_NAME)
             host_dir = ctx.iofs_host_root / c.key
             body = spec.with_iofs(self._body, str(host_dir), http_stream.IOFS_MOUNT)
+            # The start slot is held until the container is ready: a hundred functions
+            # initialising at once on a few cores would each pass the start timeout.
             async with ctx.admission.starts:
                 c.docker_id = await ctx.engine.create(body)
                 times.append(time.perf_counter())
@@ -384,19 +386,19 @@ class HotPool:
                 times.append(time.perf_counter())
                 await ctx.engine.start(c.docker_id)
                 times.append(time.perf_counter())
-            if ctx.settings.hot_sched_batch:
-                ctx.spawn(_schedule_as_batch(ctx.engine, c.docker_id))
-            async with asyncio.timeout(ctx.settings.hot_start_timeout):
-                await asyncio.wait({ready, c.exited}, return_when=asyncio.FIRST_COMPLETED)
-                if not ready.done():
-                    await asyncio.sleep(0.05)  # the last output may trail the exit
-                    raise FunctionFailed(
-                        f"container exited before it was ready (exit status "
-                        f"{_status(c.exited)}): {c.tail()}"
-                    )
-                times.append(time.perf_counter())
-                c.conn = await _connect(c.socket_path)
-                times.append(time.perf_counter())
+                if ctx.settings.hot_sched_batch:
+                    ctx.spawn(_schedule_as_batch(ctx.engine, c.docker_id))
+                async with asyncio.timeout(ctx.settings.hot_start_timeout):
+                    await asyncio.wait({ready, c.exited}, return_when=asyncio.FIRST_COMPLETED)
+                    if not ready.done():
+                        await asyncio.sleep(0.05)  # the last output may trail the exit
+                        raise FunctionFailed(
+                            f"container exited before it was ready (exit status "
+                            f"{_status(c.exited)}): {c.tail()}"
+                        )
+                    times.append(time.perf_counter())
+                    c.conn = await _connect(c.socket_path)
+                    times.append(time.perf_counter())
         except TimeoutError:
             self._start_failed(c, CallTimeout("container initialization timed out"))
             return
