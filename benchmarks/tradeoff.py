@@ -85,7 +85,9 @@ def live_slice(loads: list[FunctionLoad], minutes: int, cap: int, seed: int = 2)
     return chosen, calls
 
 
-async def replay_live(url: str, loads: list[FunctionLoad], calls, progress) -> dict[str, Outcome]:
+async def replay_live(
+    url: str, loads: list[FunctionLoad], calls, progress
+) -> tuple[dict[str, Outcome], dict[str, dict[str, int]]]:
     """The calls, at their times, to one app per setting (the same calls to each)."""
     apps = {s.name: f"live{i}" for i, s in enumerate(LIVE_SETTINGS)}
     for setting in LIVE_SETTINGS:
@@ -97,6 +99,7 @@ async def replay_live(url: str, loads: list[FunctionLoad], calls, progress) -> d
                            "idle_timeout": int(setting.idle_timeout), "timeout": 60}},
             )  # fmt: skip
     outcomes = {s.name: Outcome(s.name) for s in LIVE_SETTINGS}
+    statuses: dict[str, dict[str, int]] = {s.name: {} for s in LIVE_SETTINGS}
     schedule = sorted((at, name, work) for name, items in calls.items() for at, work in items)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -107,8 +110,12 @@ async def replay_live(url: str, loads: list[FunctionLoad], calls, progress) -> d
             async with session.post(f"{url}/r/{app}/{name}", headers=headers) as response:
                 await response.read()
             outcome = outcomes[setting.name]
+            code = str(response.status)
+            statuses[setting.name][code] = statuses[setting.name].get(code, 0) + 1
+            if response.status != 200:
+                return  # counted apart: a failed call has no start kind to compare
             outcome.calls += 1
-            start = response.headers.get("Executor-Start", "cold")
+            start = response.headers["Executor-Start"]
             setattr(outcome, start, getattr(outcome, start) + 1)
 
         began = time.perf_counter()
@@ -124,7 +131,7 @@ async def replay_live(url: str, loads: list[FunctionLoad], calls, progress) -> d
             for setting in LIVE_SETTINGS:
                 tasks.append(asyncio.create_task(one(setting, name, work)))
         await asyncio.gather(*tasks)
-    return outcomes
+    return outcomes, statuses
 
 
 def plot(outcomes: list[Outcome], path: Path) -> None:
@@ -172,8 +179,13 @@ def run(args: argparse.Namespace, progress: Callable[[], None] = lambda: None) -
     pool, futures = sweep_in_background(loads, settings, latencies, args.cap)
     with pool:
         slice_loads, calls = live_slice(loads, args.live_minutes, args.live_cap)
-        with executor_server(EXECUTOR_ACCESS_LOG="false") as url:
-            live = asyncio.run(replay_live(url, slice_loads, calls, progress))
+        # The simulator models each pool, not the host's memory budget: a budget far above
+        # what these containers reserve keeps evictions out of the comparison (the live
+        # run's two settings share one executor; at the default budget the long idle
+        # timeout's containers were evicted for the short one's starts).
+        unbounded = {"EXECUTOR_ACCESS_LOG": "false", "EXECUTOR_MEMORY_BUDGET": str(1 << 20)}
+        with executor_server(**unbounded) as url:
+            live, statuses = asyncio.run(replay_live(url, slice_loads, calls, progress))
         outcomes = []
         for future in futures:
             outcomes.append(future.result())
@@ -203,6 +215,7 @@ def run(args: argparse.Namespace, progress: Callable[[], None] = lambda: None) -
                     "simulated": simulated[name].shares(),
                     "live": live[name].shares(),
                     "live_calls": live[name].calls,
+                    "live_statuses": statuses[name],
                 }
                 for name in simulated
             },
@@ -218,10 +231,11 @@ def report(result: dict) -> str:
         times = [f"{o[k]:.1f}" for k in ("p50_ms", "p99_ms", "lag_mean_ms", "lag_p99_ms")]
         rows.append([o["setting"], *shares, *times, f"{o['idle_mib_seconds'] / 3600 / 1024:.1f}"])
     check = result["live_check"]
-    rows2 = [["setting", "simulated warm %", "live warm %", "live calls"]]
+    rows2 = [["setting", "simulated warm %", "live warm %", "live answers by status"]]
     for name, s in check["settings"].items():
+        answers = ", ".join(f"{n} x {code}" for code, n in sorted(s["live_statuses"].items()))
         rows2.append([name, f"{100 * s['simulated']['warm']:.1f}",
-                      f"{100 * s['live']['warm']:.1f}", str(s["live_calls"])])  # fmt: skip
+                      f"{100 * s['live']['warm']:.1f}", answers])  # fmt: skip
     return "\n".join([
         table(rows), "",
         f"live check: {check['minutes']} min, {check['functions']} functions, "

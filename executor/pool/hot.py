@@ -406,7 +406,9 @@ class HotPool:
             self._start_failed(c, ServiceUnavailable(f"cannot start a container: {exc}"))
             return
         except Closed:
-            self._start_failed(c, ServiceUnavailable("executor shutting down: call stopped"))
+            self._start_failed(
+                c, ServiceUnavailable("executor shutting down: call stopped"), quiet=True
+            )
             return
         except ExecutorError as exc:
             self._start_failed(c, exc)
@@ -457,8 +459,8 @@ class HotPool:
         self._hand_over(self._policy.ready(c.key))
         self._reconcile()
 
-    def _start_failed(self, c: HotContainer, error: ExecutorError) -> None:
-        log.warning(
+    def _start_failed(self, c: HotContainer, error: ExecutorError, quiet: bool = False) -> None:
+        (log.debug if quiet else log.warning)(
             "hot container for %s%s failed to start: %s",
             self.app.name,
             self.route.path,
