@@ -131,7 +131,6 @@ class _CountingSemaphore(asyncio.Semaphore):
 
     def __init__(self, value: int) -> None:
         super().__init__(value)
-        self.limit = value
         self.peak = 0
         self._held = 0
 
