@@ -13,6 +13,7 @@ from ulid import ULID
 
 from executor import api
 from executor.admission import Admission, host_memory_mib
+from executor.async_calls import AsyncCalls
 from executor.cold import ColdRunner
 from executor.config import Settings
 from executor.docker.engine import DockerEngine
@@ -25,6 +26,7 @@ from executor.pool.reaper import remove_orphans_when_connected
 from executor.registry import Registry
 from executor.state import (
     ADMISSION,
+    ASYNC_CALLS,
     CALLS,
     ENGINE,
     EVENTS,
@@ -118,9 +120,16 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         app[POOLS] = pools
         app[METRICS] = metrics
         app[ADMISSION] = admission
+        invoker = Invoker(registry, cold, pools, metrics, records)
+        app[INVOKER] = invoker
         if records is not None:
             app[CALLS] = records
-        app[INVOKER] = Invoker(registry, cold, pools, metrics, records)
+            # Async calls are call records first: without them there are none.
+            async_calls = AsyncCalls(store.connection, records, registry, invoker, settings)
+            stack.push_async_callback(async_calls.close)  # before the records' writer
+            await async_calls.recover()
+            async_calls.start()
+            app[ASYNC_CALLS] = async_calls
         # Everything built so far lives as long as the process: out of the collector's
         # sight, each collection on the warm path has far fewer objects to walk.
         gc.collect()
@@ -137,6 +146,8 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
 async def _drain(app: web.Application) -> None:
     # Runs once the listening socket is closed and before aiohttp waits for handlers,
     # so every call in flight is answered (its own result, or 503) before it stops.
+    if ASYNC_CALLS in app:
+        app[ASYNC_CALLS].stop()  # what is still queued waits for the next start
     if INVOKER in app:
         app[ADMISSION].close()  # calls waiting for memory are answered now (503)
         await app[INVOKER].drain(app[SETTINGS].shutdown_grace)

@@ -56,6 +56,8 @@ class Call:
     started: float | None = None  # perf_counter: when the function got the call
     container_id: str | None = None
     log: bytes = b""
+    # An async call, run from the queue: it waits for hot containers behind sync calls.
+    background: bool = False
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -83,6 +85,16 @@ class Response:
     rest: AsyncIterator[bytes] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """What is kept of an async call's response: its body up to a cap."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    truncated: bool
+
+
 class CallRecord(NamedTuple):
     """SPEC.md "Call records": what is kept of a call once it has ended (its log apart).
 
@@ -101,11 +113,27 @@ class CallRecord(NamedTuple):
     container_id: str | None
     created_at: float
     started_at: float | None
-    completed_at: float
-    wait_ms: float
+    completed_at: float | None
+    wait_ms: float | None
     start_ms: float | None
     exec_ms: float | None
     error: str | None
+
+
+def unended(
+    call_id: str,
+    app: str,
+    route: str,
+    method: str,
+    created_at: float,
+    state: CallState,
+    error: str | None = None,
+) -> CallRecord:
+    """The record of an async call not ended yet: queued (again), or running."""
+    return CallRecord(
+        call_id, app, route, method, state, None, None, None, created_at,
+        None, None, None, None, None, error,
+    )  # fmt: skip
 
 
 def ended(call: Call, status: int | None, error: str | None, completed: float) -> CallRecord:

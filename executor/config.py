@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     access_log: bool = True
 
+    # Async calls (`type: async` routes): how many run at once server-wide (each route
+    # also at most its `max_containers`), and how much of each response is kept.
+    async_concurrency: int = 32
+    async_response_bytes: int = 1 * MiB
+
     # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing
     # the containers left may take.
     shutdown_grace: float = 10.0

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import structlog
 
-from executor.calls import Call, Response, ended
+from executor.calls import Call, CallRecord, Response, StoredResponse, ended
 from executor.cold import ColdRunner
 from executor.docker.engine import EngineUnreachable, ImageInfo
 from executor.errors import ExecutorError, FunctionFailed, ServiceUnavailable
@@ -44,6 +44,10 @@ class Invoker:
         self._metrics = metrics
         self._records = records
         self._draining = False
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     async def drain(self, grace: float) -> None:
         """At shutdown: refuses new calls, lets calls in flight finish within `grace`."""
@@ -84,20 +88,43 @@ class Invoker:
             raise
         self._ended(call, status, None)
 
+    async def run_queued(self, call: Call, keep: int) -> tuple[CallRecord, StoredResponse | None]:
+        """Runs an async call to its end: its record, and its response (the first `keep`
+        bytes of its body) if the function answered. Its log is left in `call.log` (cold
+        calls; hot calls' lines go to the records as they come)."""
+        bound = structlog.contextvars.bind_contextvars(call_id=call.id)
+        kept = None
+        error = None
+        try:
+            response = await self._run(call)
+            body, truncated = await _kept(response, keep)
+            status = response.status
+            kept = StoredResponse(status, response.headers, body, truncated)
+        except ExecutorError as exc:
+            status, error = exc.status, exc.message
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+        completed = time.perf_counter()
+        self._measure(call, status, completed)
+        return ended(call, status, error, completed), kept
+
     def _ended(self, call: Call, status: int | None, error: str | None) -> None:
         completed = time.perf_counter()
         if status is not None:
-            assigned = call.assigned if call.assigned is not None else completed
-            self._metrics.call_done(
-                call.app.name,
-                call.route.path,
-                status,
-                call.start or NO_START,
-                completed - call.received,
-                assigned - call.received,
-            )
+            self._measure(call, status, completed)
         if self._records is not None:
             self._records.add(ended(call, status, error, completed), call.log)
+
+    def _measure(self, call: Call, status: int, completed: float) -> None:
+        assigned = call.assigned if call.assigned is not None else completed
+        self._metrics.call_done(
+            call.app.name,
+            call.route.path,
+            status,
+            call.start or NO_START,
+            completed - call.received,
+            assigned - call.received,
+        )
 
     async def _run(self, call: Call) -> Response:
         if self._draining:
@@ -131,3 +158,17 @@ class Invoker:
         if image is None:
             raise FunctionFailed(f"image {call.route.image!r} is not on the Docker engine")
         return image
+
+
+async def _kept(response: Response, keep: int) -> tuple[bytes, bool]:
+    """The first `keep` bytes of a response's body, reading (and dropping) the rest; and
+    whether any was dropped."""
+    parts = [response.body[:keep]]
+    size = len(response.body)
+    if response.rest is not None:
+        async with contextlib.aclosing(response.rest):
+            async for part in response.rest:
+                if size < keep:
+                    parts.append(part[: keep - size])
+                size += len(part)
+    return b"".join(parts), size > keep

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from executor.admission import Admission
+from executor.async_calls import AsyncCalls
 from executor.config import Settings
 from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
@@ -27,3 +28,4 @@ POOLS = web.AppKey("pools", HotPools)
 METRICS = web.AppKey("metrics", Metrics)
 CALLS = web.AppKey("calls", CallRecords)  # absent when call records are off
 ADMISSION = web.AppKey("admission", Admission)
+ASYNC_CALLS = web.AppKey("async_calls", AsyncCalls)  # absent when call records are off

@@ -11,7 +11,7 @@ from executor.api.errors import json_response
 from executor.calls import CallState, StartKind
 from executor.errors import Conflict, InvalidInput, NotFound
 from executor.invoker import NO_START
-from executor.state import CALLS, REGISTRY
+from executor.state import ASYNC_CALLS, CALLS, REGISTRY
 from executor.store.calls import CallRecords, parse_since
 
 PER_PAGE_DEFAULT = 30
@@ -27,8 +27,10 @@ def setup(app: web.Application) -> None:
     r.add_get("/v1/apps/{app}/calls/{call}", get_call)
     r.add_delete("/v1/apps/{app}/calls/{call}", cancel_call)
     r.add_get("/v1/apps/{app}/calls/{call}/log", get_log)
+    r.add_get("/v1/apps/{app}/calls/{call}/response", get_response)
     r.add_get("/v1/calls/{call}", get_call)
     r.add_get("/v1/calls/{call}/log", get_log)
+    r.add_get("/v1/calls/{call}/response", get_response)
 
 
 async def list_calls(request: web.Request) -> web.Response:
@@ -58,8 +60,22 @@ async def get_call(request: web.Request) -> web.Response:
 
 async def cancel_call(request: web.Request) -> web.Response:
     call = await _call(request)
-    # Sync calls are recorded once they have ended; queued async calls come with [async].
+    if ASYNC_CALLS in request.app and await request.app[ASYNC_CALLS].cancel(call["id"]):
+        return json_response({"call": await _call(request)})
     raise Conflict(f"call {call['id']} is {call['state']}: only a queued call can be cancelled")
+
+
+async def get_response(request: web.Request) -> web.Response:
+    """An async call's response as the function gave it (its body up to the kept size).
+    The call's own status is in `Executor-Call-Status`: this answer is 200."""
+    call = await _call(request)
+    kept = await _records(request).response(call["id"])
+    if kept is None:
+        raise NotFound(f"call {call['id']} has no response kept (it is {call['state']})")
+    headers = [*kept.headers, ("Executor-Call-Status", str(kept.status))]
+    if kept.truncated:
+        headers.append(("Executor-Response-Truncated", "true"))
+    return web.Response(body=kept.body, headers=headers)
 
 
 async def get_log(request: web.Request) -> web.StreamResponse:

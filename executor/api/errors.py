@@ -15,17 +15,19 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_response(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def json_response(
+    data: object, status: int = 200, headers: Iterable[tuple[str, str]] = ()
+) -> web.Response:
+    response = web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+    for name, value in headers:
+        response.headers.add(name, value)
+    return response
 
 
 def error_response(
     status: int, message: str, headers: Iterable[tuple[str, str]] = ()
 ) -> web.Response:
-    response = json_response({"error": {"message": message}}, status)
-    for name, value in headers:
-        response.headers.add(name, value)
-    return response
+    return json_response({"error": {"message": message}}, status, headers)
 
 
 @web.middleware

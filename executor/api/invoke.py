@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from executor.api.auth import require_token_for
-from executor.api.errors import error_response
+from executor.api.errors import error_response, json_response
 from executor.calls import HOP_BY_HOP, Call
-from executor.errors import ExecutorError, PayloadTooLarge
-from executor.state import IDENTITY, INVOKER, REGISTRY, SETTINGS
+from executor.errors import ExecutorError, PayloadTooLarge, ServiceUnavailable
+from executor.state import ASYNC_CALLS, IDENTITY, INVOKER, REGISTRY, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         arrived=arrived,
         received=received,
     )
+    # Fn's `Fn-Invoke-Type: detached` makes one call of a sync route async.
+    if route.type == "async" or request.headers.get("Fn-Invoke-Type", "").lower() == "detached":
+        return await _submit(request, call)
     try:
         result = await app[INVOKER].invoke(call)
     except ExecutorError as exc:
@@ -57,6 +60,22 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=result.status, headers=headers)
     await _stream(request, response, result.body, result.rest)
     return response
+
+
+async def _submit(request: web.Request, call: Call) -> web.Response:
+    """An async call: 202 once the store holds it, with where its record will be."""
+    try:
+        if ASYNC_CALLS not in request.app:
+            raise ServiceUnavailable("async calls need call records (EXECUTOR_CALL_RECORDS=false)")
+        await request.app[ASYNC_CALLS].submit(call)
+    except ExecutorError as exc:
+        return error_response(exc.status, exc.message, _call_headers(request, call))
+    location = f"/v1/apps/{call.app.name}/calls/{call.id}"
+    return json_response(
+        {"call_id": call.id},
+        status=202,
+        headers=[("Location", location), *_call_headers(request, call)],
+    )
 
 
 async def _stream(

@@ -233,7 +233,7 @@ class HotPool:
             error = self._last_start_error
             raise type(error)(error.message)
         waiter: asyncio.Future = self._loop.create_future()
-        self._policy.enqueue(waiter)
+        self._policy.enqueue(waiter, urgent=not call.background)  # SPEC.md "Order"
         if self._policy.starts_wanted():
             self._reconcile()
         elif self._timer is None:

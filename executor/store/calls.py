@@ -1,7 +1,9 @@
 """Call records and their logs: written by one batching task, read by the calls API.
 
 A call that ends hands its record to `CallRecords.add`, which only appends to a list:
-nothing on the request path waits for SQLite. The writer wakes on the first record,
+no sync call waits for SQLite. Async calls' steps (queued, running, ended) are statements
+given to `CallRecords.write`, whose caller waits for their commit: a 202 is answered, and a
+queued call is run, only once the store holds it. The writer wakes on the first record,
 waits `flush_interval` to gather more, and writes them in one transaction (a group
 commit). Hot containers' log lines arrive on their own, possibly after the record, and are
 appended to the call's log, capped. Retention (count and age) is applied by the same task.
@@ -14,14 +16,15 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
+import orjson
 from ulid import ULID
 
-from executor.calls import CallRecord
+from executor.calls import CallRecord, StoredResponse
 from executor.models import rfc3339
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,12 @@ ROWS_PER_INSERT = 500
 _ROW = f"({', '.join('?' * len(FIELDS))})"
 
 
+# A statement and its parameters, run by the writer in the order given.
+Op = tuple[str, Sequence[Any]]
+
+
 @functools.lru_cache(maxsize=64)
-def _insert(rows: int) -> str:
+def insert_sql(rows: int) -> str:
     return f"INSERT OR REPLACE INTO calls ({', '.join(FIELDS)}) VALUES {', '.join([_ROW] * rows)}"
 
 
@@ -73,7 +80,10 @@ class CallRecords:
         self._max_age = max_age
         self._records: list[CallRecord] = []
         self._logs: dict[str, bytearray] = {}
+        self._ops: list[Op] = []
+        self._committed: asyncio.Future[None] | None = None  # of the ops waiting
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # someone waits for the commit: no gathering
         self._writing = asyncio.Lock()
         self._pruned_at = 0.0
         self._stopping = asyncio.Event()
@@ -101,15 +111,27 @@ class CallRecords:
                 pending += CUT_MARKER
         self._wake.set()
 
+    def write(self, ops: Iterable[Op]) -> asyncio.Future[None]:
+        """Statements for the next commit, in order; the future is done once they are
+        committed (its exception: they could not be)."""
+        self._ops.extend(ops)
+        if self._committed is None:
+            self._committed = asyncio.get_running_loop().create_future()
+        self._wake.set()
+        self._hurry.set()
+        return self._committed
+
     # -- the writer ----------------------------------------------------------------------
 
     async def run(self) -> None:
         while not self._stopping.is_set():
             await self._wake.wait()
-            # Gather a batch: one commit for many calls (cut short by close()).
+            # Gather a batch: one commit for many calls (cut short by close(), or by a
+            # caller waiting for the commit; those gather while the last commit runs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+                await asyncio.wait_for(self._hurry.wait(), self._interval)
             self._wake.clear()
+            self._hurry.clear()
             try:
                 await self.flush()
                 if time.monotonic() - self._pruned_at > PRUNE_EVERY:
@@ -122,11 +144,30 @@ class CallRecords:
         async with self._writing:
             records, self._records = self._records, []
             logs, self._logs = self._logs, {}
-            if not records and not logs:
+            ops, self._ops = self._ops, []
+            committed, self._committed = self._committed, None
+            if not records and not logs and not ops:
                 return
+            try:
+                await self._write(records, logs, ops)
+            except BaseException as exc:
+                if committed is not None and not committed.done():
+                    if isinstance(exc, Exception):
+                        committed.set_exception(exc)
+                        committed.exception()  # a waiter that went away leaves no warning
+                    else:
+                        committed.cancel()
+                raise
+            if committed is not None and not committed.done():
+                committed.set_result(None)
+
+    async def _write(
+        self, records: list[CallRecord], logs: dict[str, bytearray], ops: list[Op]
+    ) -> None:
+        try:
             for i in range(0, len(records), ROWS_PER_INSERT):
                 batch = records[i : i + ROWS_PER_INSERT]
-                await self._db.execute(_insert(len(batch)), [v for r in batch for v in r])
+                await self._db.execute(insert_sql(len(batch)), [v for r in batch for v in r])
             if logs:
                 marker = CUT_MARKER.decode()
                 await self._db.executemany(
@@ -141,7 +182,12 @@ class CallRecords:
                         for call_id, data in logs.items()
                     ],
                 )
+            for sql, params in ops:
+                await self._db.execute(sql, params)
             await self._db.commit()
+        except BaseException:
+            await self._db.rollback()
+            raise
 
     async def prune(self) -> None:
         """Retention: records (and logs) past the age limit, then past the count limit."""
@@ -155,6 +201,7 @@ class CallRecords:
                 cutoff = max(cutoff, rows[0][0] + "~")  # "~" sorts after every ULID digit
             await self._db.execute("DELETE FROM calls WHERE id < ?", (cutoff,))
             await self._db.execute("DELETE FROM call_logs WHERE id < ?", (cutoff,))
+            await self._db.execute("DELETE FROM call_responses WHERE id < ?", (cutoff,))
             await self._db.commit()
 
     async def close(self, writer: asyncio.Task) -> None:
@@ -163,6 +210,7 @@ class CallRecords:
         stop the write, only lose track of its commit."""
         self._stopping.set()
         self._wake.set()
+        self._hurry.set()
         await asyncio.wait({writer}, timeout=10)
         writer.cancel()  # only when stuck past that
         await self.flush()
@@ -209,6 +257,19 @@ class CallRecords:
         if not rows or (app is not None and rows[0][1] != app):
             return None
         return _as_dict(rows[0])
+
+    async def response(self, call_id: str) -> StoredResponse | None:
+        await self.flush()
+        rows = await self._db.execute_fetchall(
+            "SELECT status, headers, body, truncated FROM call_responses WHERE id = ?",
+            (call_id,),
+        )
+        if not rows:
+            return None
+        status, headers, body, truncated = rows[0]
+        return StoredResponse(
+            status, [tuple(h) for h in orjson.loads(headers)], bytes(body), bool(truncated)
+        )
 
     async def log(self, call_id: str) -> str:
         await self.flush()

@@ -47,4 +47,29 @@ MIGRATIONS: list[str] = [
     CREATE INDEX calls_by_app ON calls (app, id);
     CREATE TABLE call_logs (id TEXT PRIMARY KEY, log TEXT NOT NULL);
     """,
+    # 3: async calls (SPEC.md `type: async`). A queued or running call keeps its request
+    # here until it ends; `attempts` counts its runs begun, so that a restart knows which
+    # calls were running (their state) and whether a retry is left. An async call's
+    # response (up to a cap) is kept with its record.
+    """
+    CREATE TABLE queue (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        route TEXT NOT NULL,
+        method TEXT NOT NULL,
+        url TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL
+    );
+    CREATE TABLE call_responses (
+        id TEXT PRIMARY KEY,
+        status INTEGER NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        truncated INTEGER NOT NULL
+    );
+    """,
 ]

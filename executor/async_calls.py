@@ -1,0 +1,259 @@
+"""Async calls (`type: async` routes): stored, answered 202, run later from a durable queue.
+
+api -> AsyncCalls.submit (committed, then 202) ... dispatcher -> Invoker.run_queued, the
+same pools and cold runner as sync calls, behind sync calls where they wait for a route's
+containers. Calls leave the queue oldest first, at most `async_concurrency` running at
+once and at most a route's `max_containers` per route; a call's deadline counts from when
+it leaves the queue (SPEC.md "Order").
+
+Each step is committed with the call's record before it is taken: queued before the 202,
+running (a run counted) before the call reaches a container, ended with the row's removal.
+So after a crash the queue tells which calls may have run: those become `error`
+("executor restarted") or, with retries left, run again; the rest run once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections import Counter, deque
+
+import aiosqlite
+
+from executor.calls import Call, CallRecord, CallState, unended
+from executor.config import Settings
+from executor.errors import NotFound, ServiceUnavailable
+from executor.invoker import Invoker
+from executor.registry import Registry
+from executor.store import queue
+from executor.store.calls import CallRecords, Op
+from executor.store.queue import Queued, Request
+
+log = logging.getLogger(__name__)
+
+RESTARTED = "executor restarted while the call ran"
+
+RouteKey = tuple[str, str]  # app, path
+
+
+class AsyncCalls:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        records: CallRecords,
+        registry: Registry,
+        invoker: Invoker,
+        settings: Settings,
+    ) -> None:
+        self._db = db
+        self._records = records
+        self._registry = registry
+        self._invoker = invoker
+        self._limit = settings.async_concurrency
+        self._keep = settings.async_response_bytes
+        # Each route's queued calls, oldest first; and every queued call by id (cancel).
+        self._queues: dict[RouteKey, deque[Queued]] = {}
+        self._queued: dict[str, Queued] = {}
+        self._running: Counter[RouteKey] = Counter()
+        self._tasks: set[asyncio.Task] = set()
+        self._stopped = False
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    # -- start-up ------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Takes the queue over from the process before (before serving): calls it was
+        running end in `error`, or are queued again if their route has retries left."""
+        ops: list[Op] = []
+        restarted = 0
+        for q in await queue.pending(self._db):
+            if q.state == "running":
+                restarted += 1
+                if q.attempts <= self._retries(q):
+                    note = f"{RESTARTED}; run {q.attempts} of {self._retries(q) + 1}"
+                    ops += queue.requeued(_record(q, "queued", note))
+                    q.state = "queued"
+                else:
+                    ops += queue.ended(_record(q, "error", RESTARTED, ended=True), None)
+                    continue
+            self._push(q)
+        if ops:
+            await self._records.write(ops)
+        if self._queued or restarted:
+            log.info(
+                "async calls: %d queued, %d were running when the executor stopped",
+                len(self._queued),
+                restarted,
+            )
+
+    def start(self) -> None:
+        self._dispatch()
+
+    # -- the API's side ------------------------------------------------------------------
+
+    async def submit(self, call: Call) -> None:
+        """Stores the call; returns once it is committed (then it is queued to run)."""
+        if self._stopped:
+            raise ServiceUnavailable("executor shutting down: not taking calls")
+        q = Queued(
+            call.id,
+            call.app.name,
+            call.route.path,
+            call.method,
+            call.created_at.timestamp(),
+            0,
+            "queued",
+        )
+        request = Request(call.method, call.url, call.headers, call.body)
+        committed = self._records.write(queue.enqueued(_record(q, "queued"), request))
+        # Queued once committed, whether or not the caller still waits for its 202.
+        committed.add_done_callback(lambda f: self._committed(f, q))
+        try:
+            await asyncio.shield(committed)
+        except (aiosqlite.Error, ValueError) as exc:
+            raise ServiceUnavailable(f"could not store the call: {exc}") from None
+
+    def _committed(self, done: asyncio.Future, q: Queued) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self._push(q)
+            self._dispatch()
+
+    async def cancel(self, call_id: str) -> bool:
+        """Cancels a queued call; False if it is not queued (running, ended, unknown)."""
+        q = self._queued.pop(call_id, None)
+        if q is None:
+            return False
+        self._queues[(q.app, q.route)].remove(q)
+        await self._records.write(queue.ended(_record(q, "cancelled", ended=True), None))
+        return True
+
+    # -- running them --------------------------------------------------------------------
+
+    def _push(self, q: Queued) -> None:
+        bisect.insort(self._queues.setdefault((q.app, q.route), deque()), q, key=_by_id)
+        self._queued[q.id] = q
+
+    def _dispatch(self) -> None:
+        """Starts the oldest queued calls whose routes have room, while the server has."""
+        while not self._stopped and len(self._tasks) < self._limit:
+            ready = [
+                (waiting[0].id, key)
+                for key, waiting in self._queues.items()
+                if waiting and self._running[key] < self._route_limit(key)
+            ]
+            if not ready:
+                return
+            best = min(ready)[1]
+            q = self._queues[best].popleft()
+            del self._queued[q.id]
+            q.state = "running"
+            self._running[best] += 1
+            task = asyncio.create_task(self._run(q))
+            self._tasks.add(task)
+            task.add_done_callback(self._ran)
+
+    def _ran(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("async call runner failed", exc_info=task.exception())
+        self._dispatch()
+
+    async def _run(self, q: Queued) -> None:
+        key = (q.app, q.route)
+        try:
+            await self._run_once(q)
+        finally:
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]
+            if not self._queues.get(key, True):
+                del self._queues[key]
+
+    async def _run_once(self, q: Queued) -> None:
+        try:
+            app = self._registry.app(q.app)
+            route = self._registry.route(q.app, q.route)
+        except NotFound as exc:
+            record = _record(q, "error", exc.message, ended=True)._replace(http_status=404)
+            await self._records.write(queue.ended(record, None))
+            return
+        request = await queue.request(self._db, q.id)
+        if request is None:  # cannot happen while this process owns the queue
+            log.error("async call %s is gone from the queue", q.id)
+            return
+        q.attempts += 1
+        await self._records.write(queue.began(_record(q, "running")))
+        call = Call(
+            app=app,
+            route=route,
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            body=request.body,
+            id=q.id,
+            background=True,
+        )
+        record, response = await self._invoker.run_queued(call, self._keep)
+        record = record._replace(created_at=q.created_at)
+        if call.log:
+            self._records.add_log(q.id, call.log)
+        status = record.http_status or 0
+        if call.assigned is None and self._invoker.draining:
+            # Turned away by the shutdown before it ran: it stays queued for the next start.
+            q.attempts -= 1
+            await self._records.write(queue.requeued(_record(q, "queued"), undo_attempt=True))
+        elif status >= 500 and q.attempts <= route.retries:
+            note = f"run {q.attempts} of {route.retries + 1} failed ({status}): {record.error}"
+            await self._records.write(queue.requeued(_record(q, "queued", note)))
+            q.state = "queued"
+            self._push(q)
+        else:
+            await self._records.write(queue.ended(record, response))
+
+    def _route_limit(self, key: RouteKey) -> int:
+        try:
+            return self._registry.route(*key).max_containers
+        except NotFound:
+            return 1  # its calls end at once, in error
+
+    def _retries(self, q: Queued) -> int:
+        try:
+            return self._registry.route(q.app, q.route).retries
+        except NotFound:
+            return 0
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """No call is taken from the queue from now on (nor submitted): what is queued
+        stays queued, for the next start."""
+        self._stopped = True
+
+    async def close(self) -> None:
+        """Stops calls still running past the shutdown grace; their rows stay `running`,
+        so the next start ends them as restarted (or retries them)."""
+        self.stop()
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+
+def _by_id(q: Queued) -> str:
+    return q.id
+
+
+def _record(
+    q: Queued, state: CallState, error: str | None = None, ended: bool = False
+) -> CallRecord:
+    record = unended(q.id, q.app, q.route, q.method, q.created_at, state, error)
+    return record._replace(completed_at=time.time()) if ended else record
