@@ -7,8 +7,10 @@ benchmarks/results/ (or --out), each tagged with the machine and the git commit.
 3. tradeoff  latency won against idle memory spent over min_warm x idle_timeout, by
              simulation of an Azure-shaped day, checked live
 4. scale     warm p50 and executor RSS with 1, 10, 100 warm routes and 1,000 registered
+5. drain     500 async calls accepted and run on warm containers, against the same calls
+             made sync
 
-    python -m benchmarks [--quick] [--only starts,hot,tradeoff,scale] [--out DIR]
+    python -m benchmarks [--quick] [--only starts,hot,tradeoff,scale,drain] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from pathlib import Path
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import common, hot, scale, starts, tradeoff
+from benchmarks import common, drain, hot, scale, starts, tradeoff
 from benchmarks.summary import write_summary
 
-PARTS = ("starts", "hot", "tradeoff", "scale")
+PARTS = ("starts", "hot", "tradeoff", "scale", "drain")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         "hot": hot.settings(quick=args.quick),
         "tradeoff": tradeoff.settings(quick=args.quick),
         "scale": scale.settings(quick=args.quick),
+        "drain": drain.settings(quick=args.quick),
     }
     start_calls = 2 if args.quick else 15
     total = {
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "hot": hot.steps(settings["hot"]),
         "tradeoff": tradeoff.steps(settings["tradeoff"]),
         "scale": scale.steps(settings["scale"]),
+        "drain": drain.steps(settings["drain"]),
     }
     began = time.monotonic()
     results = {}
@@ -64,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 # After starts: it draws each start kind's latency from starts.json.
                 results[part] = tradeoff.run(settings[part], step)
             else:
-                results[part] = {"hot": hot.run, "scale": scale.run}[part](settings[part], step)
+                results[part] = {"hot": hot.run, "scale": scale.run, "drain": drain.run}[part](
+                    settings[part], step
+                )
             results[part]["quick"] = args.quick
             common.write_result(part, results[part])
             progress.update(tasks[part], completed=total[part])

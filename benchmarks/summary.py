@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import hot, scale, starts, tradeoff
+from benchmarks import drain, hot, scale, starts, tradeoff
 
 
 def write_summary(results: dict, out: Path, seconds: float) -> Path:
@@ -22,6 +22,7 @@ def write_summary(results: dict, out: Path, seconds: float) -> Path:
         "hot": ("Warm calls against concurrency", hot.report),
         "tradeoff": ("The trade-off: lag against idle memory", tradeoff.report),
         "scale": ("Scale", scale.report),
+        "drain": ("Async calls: a burst drained on warm containers", drain.report),
     }
     for part, result in results.items():
         title, render = sections[part]

@@ -130,6 +130,7 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
             await async_calls.recover()
             async_calls.start()
             app[ASYNC_CALLS] = async_calls
+            metrics.watch_async(lambda: async_calls.queued, lambda: async_calls.running)
         # Everything built so far lives as long as the process: out of the collector's
         # sight, each collection on the warm path has far fewer objects to walk.
         gc.collect()

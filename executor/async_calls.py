@@ -3,8 +3,8 @@
 api -> AsyncCalls.submit (committed, then 202) ... dispatcher -> Invoker.run_queued, the
 same pools and cold runner as sync calls, behind sync calls where they wait for a route's
 containers. Calls leave the queue oldest first, at most `async_concurrency` running at
-once and at most a route's `max_containers` per route; a call's deadline counts from when
-it leaves the queue (SPEC.md "Order").
+once and at most a route's `max_containers` per route (twice that for hot routes); a
+call's deadline counts from when it leaves the queue (SPEC.md "Order").
 
 Each step is committed with the call's record before it is taken: queued before the 202,
 running (a run counted) before the call reaches a container, ended with the row's removal.
@@ -34,6 +34,11 @@ from executor.store.queue import Queued, Request
 log = logging.getLogger(__name__)
 
 RESTARTED = "executor restarted while the call ran"
+# Async calls running at once per hot route, per container it may have.
+HOT_ROUTE_SHARE = 2
+# Requests of queued calls kept in memory, in all (past it they are read from the store
+# when they run): a SQLite round trip less per call.
+HELD_MAX = 64 * 1024 * 1024
 
 RouteKey = tuple[str, str]  # app, path
 
@@ -58,6 +63,7 @@ class AsyncCalls:
         self._queued: dict[str, Queued] = {}
         self._running: Counter[RouteKey] = Counter()
         self._tasks: set[asyncio.Task] = set()
+        self._held = 0  # bytes of request bodies held in memory
         self._stopped = False
 
     @property
@@ -114,6 +120,9 @@ class AsyncCalls:
             "queued",
         )
         request = Request(call.method, call.url, call.headers, call.body)
+        if self._held + len(call.body) <= HELD_MAX:
+            q.request = request
+            self._held += len(call.body)
         committed = self._records.write(queue.enqueued(_record(q, "queued"), request))
         # Queued once committed, whether or not the caller still waits for its 202.
         committed.add_done_callback(lambda f: self._committed(f, q))
@@ -126,6 +135,15 @@ class AsyncCalls:
         if not done.cancelled() and done.exception() is None:
             self._push(q)
             self._dispatch()
+        else:
+            self._release(q)
+
+    def _release(self, q: Queued) -> Request | None:
+        """The call's request, no longer held in memory."""
+        request, q.request = q.request, None
+        if request is not None:
+            self._held -= len(request.body)
+        return request
 
     async def cancel(self, call_id: str) -> bool:
         """Cancels a queued call; False if it is not queued (running, ended, unknown)."""
@@ -133,6 +151,7 @@ class AsyncCalls:
         if q is None:
             return False
         self._queues[(q.app, q.route)].remove(q)
+        self._release(q)
         await self._records.write(queue.ended(_record(q, "cancelled", ended=True), None))
         return True
 
@@ -179,6 +198,7 @@ class AsyncCalls:
                 del self._queues[key]
 
     async def _run_once(self, q: Queued) -> None:
+        held = self._release(q)
         try:
             app = self._registry.app(q.app)
             route = self._registry.route(q.app, q.route)
@@ -186,7 +206,7 @@ class AsyncCalls:
             record = _record(q, "error", exc.message, ended=True)._replace(http_status=404)
             await self._records.write(queue.ended(record, None))
             return
-        request = await queue.request(self._db, q.id)
+        request = held or await queue.request(self._db, q.id)
         if request is None:  # cannot happen while this process owns the queue
             log.error("async call %s is gone from the queue", q.id)
             return
@@ -220,10 +240,16 @@ class AsyncCalls:
             await self._records.write(queue.ended(record, response))
 
     def _route_limit(self, key: RouteKey) -> int:
+        """A route's `max_containers`; for a hot route twice that: its pool holds it to
+        its containers, and a call's store steps (its request read, its start committed)
+        overlap the call before it, so a warm container does not idle between queued
+        calls. The calls ahead wait in the pool, behind any sync call."""
         try:
-            return self._registry.route(*key).max_containers
+            route = self._registry.route(*key)
         except NotFound:
             return 1  # its calls end at once, in error
+        share = HOT_ROUTE_SHARE if route.format == "http-stream" else 1
+        return share * route.max_containers
 
     def _retries(self, q: Queued) -> int:
         try:

@@ -13,6 +13,7 @@ from typing import Literal
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -81,6 +82,17 @@ class Metrics:
     def watch_pools(self, counts: PoolCounts) -> None:
         """Serves `executor_pool_containers` from the pools' own state at scrape time."""
         self.registry.register(_PoolGauge(counts))
+
+    def watch_async(self, queued: Callable[[], int], running: Callable[[], int]) -> None:
+        """Serves `executor_async_calls`: the backlog of async calls, read at scrape time."""
+        gauge = Gauge(
+            "executor_async_calls",
+            "Async calls queued or running.",
+            ["state"],
+            registry=self.registry,
+        )
+        gauge.labels("queued").set_function(queued)
+        gauge.labels("running").set_function(running)
 
     def call_done(
         self, app: str, route: str, status: int, start: str, duration: float, wait: float

@@ -139,6 +139,15 @@ def build() -> dict[str, Any]:
 
     invoke_responses = {
         "200": {"description": "The function's answer, with its status and headers."},
+        "202": _json(
+            {
+                "type": "object",
+                "required": ["call_id"],
+                "properties": {"call_id": {"type": "string"}},
+                "description": "An async call (route `type: async`, or `Fn-Invoke-Type: "
+                "detached`), stored; its record is at the `Location` header.",
+            }
+        ),
         **_errors(404, 413, 502, 503, 504),
     }
     invoke = {
@@ -187,6 +196,10 @@ def build() -> dict[str, Any]:
             },
         }
     )
+    kept_response = {
+        "description": "The body as the function gave it, with its headers.",
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    }
     open_ = {"security": []}
     paths = {
         "/": {"get": _op("Name, version and instance.", {"200": _json(with_message)}, **open_)},
@@ -292,13 +305,26 @@ def build() -> dict[str, Any]:
                 },
             ),
             "delete": _op(
-                "Cancel a queued call (409 once it runs or ran).",
-                {"200": _json(with_message), **_errors(404, 409)},
+                "Cancel a queued async call (409 once it runs or ran).",
+                {
+                    "200": _json(
+                        {"type": "object", "properties": {"call": {"$ref": REF + "Call"}}}
+                    ),
+                    **_errors(404, 409),
+                },
             ),
         },
         "/v1/apps/{app}/calls/{call}/log": {
             "parameters": [APP_NAME, CALL_ID],
             "get": _op("A call's captured log.", {"200": log, **_errors(404)}),
+        },
+        "/v1/apps/{app}/calls/{call}/response": {
+            "parameters": [APP_NAME, CALL_ID],
+            "get": _op(
+                "An async call's response, as the function gave it (body up to the kept size); "
+                "the call's own status is in Executor-Call-Status.",
+                {"200": kept_response, **_errors(404)},
+            ),
         },
         "/v1/calls/{call}": {
             "parameters": [CALL_ID],
@@ -315,6 +341,12 @@ def build() -> dict[str, Any]:
         "/v1/calls/{call}/log": {
             "parameters": [CALL_ID],
             "get": _op("A call's captured log, by id alone.", {"200": log, **_errors(404)}),
+        },
+        "/v1/calls/{call}/response": {
+            "parameters": [CALL_ID],
+            "get": _op(
+                "An async call's response, by id alone.", {"200": kept_response, **_errors(404)}
+            ),
         },
         "/r/{app}/{path}": invoke,
     }

@@ -39,6 +39,8 @@ class Queued:
     created_at: float  # unix seconds: its record keeps it across runs
     attempts: int
     state: str  # queued | running
+    # Its request, while held in memory (calls queued by this process, within a cap).
+    request: Request | None = None
 
 
 def enqueued(record: CallRecord, request: Request) -> list[Op]:

@@ -229,3 +229,27 @@ async def test_a_restart_ends_or_reruns_what_the_last_process_left(tmp_path, sta
             assert call["state"] == "success"
             body = await (await ex.client.get(f"/v1/calls/{call_id}/response")).read()
             assert body == b"Hello Bo!\n"
+
+
+async def test_calls_still_queued_at_shutdown_run_after_the_next_start(tmp_path):
+    from tests.integration.conftest import running, settings_for
+
+    db = tmp_path / "executor.db"
+    async with running(settings_for(db)) as ex:
+        # One at a time, each hangs until its 1 s timeout: three wait behind the first.
+        await ex.route("/sleep", "executor-test/sleep", type="async", max_containers=1, timeout=1)
+        first, *waiting = [await submit(ex, "/sleep") for _ in range(4)]
+        deadline = time.monotonic() + 10
+        while (await record(ex, first))["state"] != "running":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    # The shutdown let the running call end (within the grace) and took no other.
+    with sqlite3.connect(db) as conn:
+        left = dict(conn.execute("SELECT id, state FROM queue").fetchall())
+        state = conn.execute("SELECT state FROM calls WHERE id = ?", (first,)).fetchone()[0]
+    assert state == "timeout"
+    assert left == dict.fromkeys(waiting, "queued")
+    async with running(settings_for(db)) as ex:
+        for call_id in waiting:
+            call = await ended(ex, call_id)
+            assert call["state"] == "timeout" and call["container_id"], call

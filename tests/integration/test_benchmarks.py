@@ -21,7 +21,7 @@ def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path
         timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for part in ("starts", "hot", "tradeoff", "scale"):
+    for part in ("starts", "hot", "tradeoff", "scale", "drain"):
         result = orjson.loads((tmp_path / f"{part}.json").read_bytes())
         assert result["benchmark"] == part and result["quick"] is True
         assert result["machine"]["commit"] and result["machine"]["cores"]
@@ -30,3 +30,5 @@ def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path
     assert tradeoff["live_check"]["calls"] > 0
     assert (tmp_path / "plots" / "tradeoff.png").stat().st_size > 10_000
     assert "## The trade-off" in (tmp_path / "summary.md").read_text()
+    drained = orjson.loads((tmp_path / "drain.json").read_bytes())["results"]
+    assert drained["warm_calls"] == drained["calls"]

@@ -1,0 +1,108 @@
+"""The async calls' queue in SQLite (a real database, no Docker): each step commits with
+the call's record, waiters learn of the commit, and the queue reads back in order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from executor.calls import StoredResponse, new_id, unended
+from executor.store import queue
+from executor.store.calls import CallRecords
+from executor.store.queue import Request
+from executor.store.sqlite import Store
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "x.db"
+
+
+@pytest.fixture
+async def store(path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(path)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def records(store: Store) -> AsyncIterator[CallRecords]:
+    # A long gathering interval: a waiter for the commit must not wait for it.
+    records = CallRecords(
+        store.connection, flush_interval=5.0, max_log_bytes=64, max_count=1000, max_age=3600.0
+    )
+    writer = asyncio.create_task(records.run())
+    yield records
+    await records.close(writer)
+
+
+def queued(call_id: str, state="queued", error=None):
+    return unended(call_id, "a", "/p", "POST", time.time(), state, error)
+
+
+REQUEST = Request("POST", "http://h/r/a/p", [("X-One", "1"), ("X-One", "2")], b"\x00body")
+
+
+async def state_of(store: Store, call_id: str) -> tuple:
+    db = store.connection
+    calls = await db.execute_fetchall("SELECT state, error FROM calls WHERE id = ?", (call_id,))
+    rows = await db.execute_fetchall("SELECT state, attempts FROM queue WHERE id = ?", (call_id,))
+    return (calls[0] if calls else None, rows[0] if rows else None)
+
+
+async def test_a_write_is_committed_before_its_waiter_resumes_without_gathering(
+    store, records, path
+):
+    call_id = new_id()
+    began = time.monotonic()
+    await records.write(queue.enqueued(queued(call_id), REQUEST))
+    assert time.monotonic() - began < 1.0  # not the 5 s gathering interval
+    # Committed: a second connection sees it.
+    async with aiosqlite.connect(path) as other:
+        rows = await other.execute_fetchall("SELECT state FROM queue WHERE id = ?", (call_id,))
+    assert rows == [("queued",)]
+    assert await queue.request(store.connection, call_id) == REQUEST
+
+
+async def test_a_call_moves_through_the_queue_and_leaves_it_when_it_ends(store, records):
+    call_id = new_id()
+    await records.write(queue.enqueued(queued(call_id), REQUEST))
+    await records.write(queue.began(queued(call_id, "running")))
+    assert await state_of(store, call_id) == (("running", None), ("running", 1))
+    await records.write(queue.requeued(queued(call_id, "queued", "run 1 failed")))
+    assert await state_of(store, call_id) == (("queued", "run 1 failed"), ("queued", 1))
+    await records.write(queue.began(queued(call_id, "running")))
+    assert await state_of(store, call_id) == (("running", None), ("running", 2))
+    await records.write(queue.requeued(queued(call_id), undo_attempt=True))
+    assert await state_of(store, call_id) == (("queued", None), ("queued", 1))
+    response = StoredResponse(201, [("Content-Type", "text/plain")], b"done", truncated=True)
+    done = queued(call_id, "success")._replace(http_status=201, completed_at=time.time())
+    await records.write(queue.ended(done, response))
+    assert await state_of(store, call_id) == (("success", None), None)
+    assert await records.response(call_id) == response
+    assert await queue.request(store.connection, call_id) is None
+
+
+async def test_the_queue_reads_back_oldest_first(store, records):
+    ids = [new_id() for _ in range(5)]
+    await records.write(
+        [op for call_id in reversed(ids) for op in queue.enqueued(queued(call_id), REQUEST)]
+    )
+    await records.write(queue.began(queued(ids[2], "running")))
+    pending = await queue.pending(store.connection)
+    assert [q.id for q in pending] == ids
+    assert [(q.state, q.attempts) for q in pending][2] == ("running", 1)
+    assert {(q.app, q.route, q.method) for q in pending} == {("a", "/p", "POST")}
+
+
+async def test_a_failed_commit_fails_its_waiters_and_writes_none_of_the_batch(store, records):
+    call_id = new_id()
+    await records.write(queue.enqueued(queued(call_id), REQUEST))
+    with pytest.raises(aiosqlite.IntegrityError):  # the same id twice in the queue
+        await records.write(queue.enqueued(queued(call_id, error="second"), REQUEST))
+    assert await state_of(store, call_id) == (("queued", None), ("queued", 0))
