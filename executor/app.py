@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from ulid import ULID
 
-from executor import api
+from executor import api, routes_file
 from executor.admission import Admission, host_memory_mib
 from executor.async_calls import AsyncCalls
 from executor.cold import ColdRunner
 from executor.config import Settings
 from executor.docker.engine import DockerEngine
 from executor.docker.spec import Identity
+from executor.errors import BadSetting, ExecutorError
 from executor.invoker import Invoker
 from executor.metrics import Metrics
 from executor.pool.events import ContainerEvents, ImageEvents
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _executor(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # A routes file is read and checked before anything starts: a bad one stops the start.
+    declared = routes_file.read(settings.routes_file, settings) if settings.routes_file else None
     async with contextlib.AsyncExitStack() as stack:
         store = await Store.open(settings.db)
         stack.push_async_callback(store.close)
@@ -86,6 +89,14 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(_cancel, asyncio.create_task(events.run()))
         registry = Registry(store, engine, settings)
         await registry.load()
+        if declared is not None:
+            try:
+                applied = await routes_file.apply(registry, declared, settings.routes_prune)
+            except ExecutorError as exc:
+                raise BadSetting(
+                    f"routes file {str(settings.routes_file)!r}: {exc.message}"
+                ) from None
+            log.info("routes file %s applied: %s", settings.routes_file, applied)
         budget = settings.memory_budget or int(host_memory_mib() * 0.8)
         admission = Admission(budget, settings.max_starts)
         cold = ColdRunner(engine, events, identity, settings, metrics, admission)

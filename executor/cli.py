@@ -38,6 +38,13 @@ def serve(
     log_level: Annotated[
         str, typer.Option(envvar="EXECUTOR_LOG_LEVEL", help="debug, info, warning, error.")
     ] = "info",
+    routes: Annotated[
+        Path | None,
+        typer.Option(help="Apps and routes to create or update at start-up (YAML or JSON)."),
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="With --routes: delete the apps and routes it does not name.")
+    ] = False,
 ) -> None:
     """Run the executor's HTTP server."""
     import uvloop
@@ -47,7 +54,14 @@ def serve(
     from executor.app import create_app
     from executor.errors import BadSetting, StoreLocked
 
-    overrides = {"host": host, "port": port, "db": db, "docker_url": docker_url}
+    overrides = {
+        "host": host,
+        "port": port,
+        "db": db,
+        "docker_url": docker_url,
+        "routes_file": routes,
+        "routes_prune": prune or None,
+    }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logs.configure(log_level, settings.log_format)
     try:

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     access_log: bool = True
 
+    # Apps and routes declared in a file (YAML or JSON), applied at start-up; with
+    # `routes_prune`, apps and routes the file does not name are deleted.
+    routes_file: Path | None = None
+    routes_prune: bool = False
+
     # Async calls (`type: async` routes): how many run at once server-wide (each route
     # also at most its `max_containers`), and how much of each response is kept.
     async_concurrency: int = 32

@@ -162,19 +162,23 @@ class Registry:
             if patch.get("name", name) != name:
                 raise InvalidInput("app.name: an app cannot be renamed")
             merged = _merge(current.model_dump(include={"name", "config"}), patch)
-            spec = parse_app(merged, self._settings)
-            app = App(
-                **spec.model_dump(),
-                id=current.id,
-                created_at=current.created_at,
-                updated_at=now(),
-            )
-            await self._store.save_app(app)
-            self._apps[name] = app
-            for (app_name, _), route in list(self._routes.items()):
-                if app_name == name:
-                    await self._announce(route)  # app config is part of a pool's key
-            return app
+            return await self._replace_app(current, parse_app(merged, self._settings))
+
+    async def replace_app(self, spec: AppSpec) -> App:
+        """Sets the whole of an app's config (the routes file; the API's PATCH merges)."""
+        async with self._lock:
+            return await self._replace_app(self.app(spec.name), spec)
+
+    async def _replace_app(self, current: App, spec: AppSpec) -> App:
+        app = App(
+            **spec.model_dump(), id=current.id, created_at=current.created_at, updated_at=now()
+        )
+        await self._store.save_app(app)
+        self._apps[app.name] = app
+        for (app_name, _), route in list(self._routes.items()):
+            if app_name == app.name:
+                await self._announce(route)  # app config is part of a pool's key
+        return app
 
     async def delete_app(self, name: str, force: bool = False) -> None:
         async with self._lock:
