@@ -253,3 +253,19 @@ async def test_calls_still_queued_at_shutdown_run_after_the_next_start(tmp_path)
         for call_id in waiting:
             call = await ended(ex, call_id)
             assert call["state"] == "timeout" and call["container_id"], call
+
+
+async def test_async_calls_without_call_records_are_refused_with_the_reason(tmp_path):
+    from tests.integration.conftest import running, settings_for
+
+    async with running(settings_for(tmp_path / "e.db", call_records=False)) as ex:
+        await ex.route("/hello", "executor/hello", type="async")
+        response = await ex.client.post("/r/t/hello")
+        assert response.status == 503
+        message = (await response.json())["error"]["message"]
+        assert message == "async calls need call records (EXECUTOR_CALL_RECORDS=false)"
+        # A sync route still works, and the detached header is refused the same way.
+        await ex.route("/sync", "executor/hello")
+        assert (await ex.client.post("/r/t/sync")).status == 200
+        detached = await ex.client.post("/r/t/sync", headers={"Fn-Invoke-Type": "detached"})
+        assert detached.status == 503
