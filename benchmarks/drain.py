@@ -48,28 +48,23 @@ async def measure(url: str, calls: int, containers: int) -> dict:
                 raise RuntimeError("the warm containers never came up")
             await asyncio.sleep(0.1)
 
+        async def send_all(path: str, status: int, at_once: int) -> float:
+            """Seconds to send `calls` calls, `at_once` in flight, each answered `status`."""
+            gate = asyncio.Semaphore(at_once)
+
+            async def send() -> None:
+                async with gate, http.post(path, data=BODY) as r:
+                    await r.read()
+                    assert r.status == status, r.status
+
+            began = time.perf_counter()
+            await asyncio.gather(*(send() for _ in range(calls)))
+            return time.perf_counter() - began
+
         # The baseline: the same calls made sync, as many at once as there are containers.
-        gate = asyncio.Semaphore(containers)
-
-        async def sync_call(_: int) -> None:
-            async with gate, http.post("/r/bench/sync", data=BODY) as r:
-                await r.read()
-                assert r.status == 200, r.status
-
+        sync_s = await send_all("/r/bench/sync", 200, containers)
         began = time.perf_counter()
-        await asyncio.gather(*(sync_call(i) for i in range(calls)))
-        sync_s = time.perf_counter() - began
-
-        submit_gate = asyncio.Semaphore(32)
-
-        async def submit(_: int) -> None:
-            async with submit_gate, http.post("/r/bench/drain", data=BODY) as r:
-                await r.read()
-                assert r.status == 202, r.status
-
-        began = time.perf_counter()
-        await asyncio.gather(*(submit(i) for i in range(calls)))
-        accepted_s = time.perf_counter() - began
+        accepted_s = await send_all("/r/bench/drain", 202, 32)
         while True:
             text = await scrape()
             if metric(text, "executor_async_calls") == 0:
