@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     routes_prune: bool = False
 
     # Async calls (`type: async` routes): how many run at once server-wide (each route
-    # also at most its `max_containers`), and how much of each response is kept.
+    # also at most its `max_containers`, twice that for a hot route), and how much of
+    # each response is kept.
     async_concurrency: int = 32
     async_response_bytes: int = 1 * MiB
 
