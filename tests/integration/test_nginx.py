@@ -17,6 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from executor.config import Settings
+from executor.pool.pools import iofs_root
 from tests.conftest import GROUPS, remove_group_containers
 from tests.integration.test_cli import free_port, serve, stop
 
@@ -51,16 +53,21 @@ def start_nginx(tmp_path: Path, conf: Path, port: int) -> subprocess.Popen:
         stderr=(tmp_path / "logs" / "stderr").open("wb"),
     )
     deadline = time.monotonic() + 10
-    while True:
-        assert process.poll() is None, (tmp_path / "logs" / "stderr").read_text()
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1)
-            return process
-        except urllib.error.HTTPError:  # nginx answers (a 502 with no node up)
-            return process
-        except OSError:
-            assert time.monotonic() < deadline, "nginx not answering in 10 s"
-            time.sleep(0.1)
+    try:
+        while True:
+            assert process.poll() is None, (tmp_path / "logs" / "stderr").read_text()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1)
+                return process
+            except urllib.error.HTTPError:  # nginx answers (a 502 with no node up)
+                return process
+            except OSError:
+                assert time.monotonic() < deadline, "nginx not answering in 10 s"
+                time.sleep(0.1)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
 
 
 def call(url: str) -> tuple[str, str]:
@@ -143,6 +150,9 @@ def test_nginx_keeps_each_route_on_one_node_and_fails_over(tmp_path: Path):
             if process.poll() is None:
                 stop(process)
             remove_group_containers(group)
+            # A killed node leaves its hot containers' socket folders (its next start
+            # would empty them).
+            shutil.rmtree(iofs_root(Settings(), group), ignore_errors=True)
 
 
 def test_nginx_refuses_a_body_over_the_executors_limit_itself(tmp_path: Path):
