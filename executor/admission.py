@@ -6,6 +6,9 @@
   recently used first), then waits, first come first served, until its deadline.
 - Starts: at most `max_starts` containers are being created and started at once, so a
   burst of cold calls queues here instead of stampeding the engine.
+- Containers: at most `max_containers` at once, each reservation taking one (so that
+  every container's `PidsLimit` together stays well below the host's pid_max); a full
+  host evicts and waits as for memory.
 """
 
 from __future__ import annotations
@@ -35,6 +38,17 @@ def host_memory_mib() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // MiB
 
 
+def host_container_limit(pids_limit: int) -> int:
+    """Containers at once whose PidsLimit together is half the host's pid_max: the other
+    half stays for the host (32,768 here, with 128 a container: 128 containers)."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+    except (OSError, ValueError):
+        pid_max = 32768  # the kernel's default
+    return max(pid_max // 2 // max(pids_limit, 1), 1)
+
+
 @dataclass(eq=False, slots=True)
 class _Waiter:
     mib: int
@@ -42,9 +56,11 @@ class _Waiter:
 
 
 class Admission:
-    def __init__(self, budget_mib: int, max_starts: int) -> None:
+    def __init__(self, budget_mib: int, max_starts: int, max_containers: int = 1 << 30) -> None:
         self.budget = budget_mib
         self.free = budget_mib
+        self.max_containers = max_containers
+        self.slots = max_containers  # containers that may still be reserved
         self.starts = _CountingSemaphore(max_starts)
         # Reservations for calls come before those for min_warm refills (which may wait):
         # memory freed by evicting for a call must not go to a refill queued earlier.
@@ -75,11 +91,13 @@ class Admission:
             raise NoRoom(f"memory {mib} MiB is more than the executor's budget ({self.budget} MiB)")
         queue = self._for_calls if evict else self._for_refills
         ahead = self._for_calls if evict else (self._for_calls or self._for_refills)
-        if not ahead and mib <= self.free:
+        if not ahead and mib <= self.free and self.slots:
             self.free -= mib
+            self.slots -= 1
             return
         if evict and self._evict is not None:
-            self._evict(mib - self.free, owner)
+            # At least one container goes when the host is out of container slots.
+            self._evict(max(mib - self.free, 0 if self.slots else 1), owner)
         waiter = _Waiter(mib, asyncio.get_running_loop().create_future())
         queue.append(waiter)
         try:
@@ -99,6 +117,11 @@ class Admission:
                 waiter.future.cancel()
                 queue.remove(waiter)
                 self._grant()  # it may have been the head holding others back
+            if isinstance(exc, TimeoutError) and not self.slots:
+                raise NoRoom(
+                    f"no room for another container before the deadline ({self.max_containers} "
+                    "running: the host's pid_max bounds them, EXECUTOR_MAX_HOST_CONTAINERS)"
+                ) from None
             if isinstance(exc, TimeoutError):
                 raise NoRoom(
                     f"no memory for a {mib} MiB container before the deadline "
@@ -107,16 +130,19 @@ class Admission:
             raise
 
     def release(self, mib: int) -> None:
+        """Gives back one container's reservation."""
         self.free += mib
+        self.slots += 1
         self._grant()
 
     def _grant(self) -> None:
         # First come, first served within each queue, calls first: a large reservation
         # at a head is not overtaken, and refills wait while any call does.
         for queue in (self._for_calls, self._for_refills):
-            while queue and queue[0].mib <= self.free:
+            while queue and queue[0].mib <= self.free and self.slots:
                 waiter = queue.popleft()
                 self.free -= waiter.mib
+                self.slots -= 1
                 waiter.future.set_result(None)
             if queue:
                 return

@@ -12,7 +12,7 @@ from aiohttp import web
 from ulid import ULID
 
 from executor import api, routes_file
-from executor.admission import Admission, host_memory_mib
+from executor.admission import Admission, host_container_limit, host_memory_mib
 from executor.async_calls import AsyncCalls
 from executor.cold import ColdRunner
 from executor.config import Settings
@@ -98,7 +98,8 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
                 ) from None
             log.info("routes file %s applied: %s", settings.routes_file, applied)
         budget = settings.memory_budget or int(host_memory_mib() * 0.8)
-        admission = Admission(budget, settings.max_starts)
+        containers = settings.max_host_containers or host_container_limit(settings.pids_limit)
+        admission = Admission(budget, settings.max_starts, containers)
         cold = ColdRunner(engine, events, identity, settings, metrics, admission)
         stack.push_async_callback(cold.close)
         on_log = records.add_log if records is not None else None

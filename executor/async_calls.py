@@ -19,12 +19,13 @@ import bisect
 import logging
 import time
 from collections import Counter, deque
+from dataclasses import dataclass
 
 import aiosqlite
 
 from executor.calls import Call, CallRecord, CallState, unended
 from executor.config import Settings
-from executor.errors import NotFound, ServiceUnavailable
+from executor.errors import NotFound, ServiceUnavailable, TooManyRequests
 from executor.invoker import Invoker
 from executor.registry import Registry
 from executor.store import queue
@@ -41,6 +42,11 @@ HOT_ROUTE_SHARE = 2
 HELD_MAX = 64 * 1024 * 1024
 
 RouteKey = tuple[str, str]  # app, path
+MiB = 1024 * 1024
+# Ended calls' bodies freed before the store gives the space back.
+RECLAIM_AFTER = 8 * MiB
+# What a 429 tells the caller to wait, in seconds.
+RETRY_AFTER = 1
 
 
 class AsyncCalls:
@@ -64,6 +70,12 @@ class AsyncCalls:
         self._running: Counter[RouteKey] = Counter()
         self._tasks: set[asyncio.Task] = set()
         self._held = 0  # bytes of request bodies held in memory
+        # What is queued, in calls and body bytes, server-wide and per route (submitted
+        # ones counted before their commit): the bounds that answer 429.
+        self._settings = settings
+        self._backlog = _Backlog()
+        self._route_backlog: dict[RouteKey, _Backlog] = {}
+        self._freed = 0  # body bytes of calls ended since the store last reclaimed space
         self._stopped = False
 
     @property
@@ -90,6 +102,7 @@ class AsyncCalls:
                     q.state = "queued"
                 else:
                     ops += queue.ended(_record(q, "error", RESTARTED, ended=True), None)
+                    self._ended(q)
                     continue
             self._push(q)
         if ops:
@@ -118,7 +131,9 @@ class AsyncCalls:
             call.created_at.timestamp(),
             0,
             "queued",
+            len(call.body),
         )
+        self._admit(q)
         request = Request(call.method, call.url, call.headers, call.body)
         if self._held + len(call.body) <= HELD_MAX:
             q.request = request
@@ -133,10 +148,11 @@ class AsyncCalls:
 
     def _committed(self, done: asyncio.Future, q: Queued) -> None:
         if not done.cancelled() and done.exception() is None:
-            self._push(q)
+            self._push(q, counted=True)
             self._dispatch()
         else:
             self._release(q)
+            self._count(q, -1)
 
     def _release(self, q: Queued) -> Request | None:
         """The call's request, no longer held in memory."""
@@ -152,14 +168,52 @@ class AsyncCalls:
             return False
         self._queues[(q.app, q.route)].remove(q)
         self._release(q)
+        self._count(q, -1)
         await self._records.write(queue.ended(_record(q, "cancelled", ended=True), None))
+        self._ended(q)
         return True
+
+    def _admit(self, q: Queued) -> None:
+        """Counts the call in, or refuses it (429) if a bound on queued calls is reached."""
+        s = self._settings
+        route = self._route_backlog.get((q.app, q.route), _Backlog())
+        for backlog, calls, size, where in (
+            (self._backlog, s.async_queue_max, s.async_queue_bytes, "server-wide"),
+            (route, s.async_route_queue_max, s.async_route_queue_bytes, f"for {q.route}"),
+        ):
+            if backlog.calls >= calls or backlog.bytes + q.size > size:
+                raise TooManyRequests(
+                    f"too many async calls queued {where} ({backlog.calls} calls, "
+                    f"{backlog.bytes / MiB:.1f} MiB; bounds {calls} calls, "
+                    f"{size / MiB:.0f} MiB): retry later",
+                    retry_after=RETRY_AFTER,
+                )
+        self._count(q, +1)
+
+    def _count(self, q: Queued, sign: int) -> None:
+        key = (q.app, q.route)
+        route = self._route_backlog.setdefault(key, _Backlog())
+        for backlog in (self._backlog, route):
+            backlog.calls += sign
+            backlog.bytes += sign * q.size
+        if not route.calls:
+            del self._route_backlog[key]
+
+    def _ended(self, q: Queued) -> None:
+        """The call's row is gone: past a few MiB of bodies freed, the store gives the
+        space back (the database file does not keep the size of a burst)."""
+        self._freed += q.size
+        if self._freed >= RECLAIM_AFTER:
+            self._freed = 0
+            self._records.reclaim_soon()
 
     # -- running them --------------------------------------------------------------------
 
-    def _push(self, q: Queued) -> None:
+    def _push(self, q: Queued, counted: bool = False) -> None:
         bisect.insort(self._queues.setdefault((q.app, q.route), deque()), q, key=_by_id)
         self._queued[q.id] = q
+        if not counted:
+            self._count(q, +1)
 
     def _dispatch(self) -> None:
         """Starts the oldest queued calls whose routes have room, while the server has."""
@@ -174,6 +228,7 @@ class AsyncCalls:
             best = min(ready)[1]
             q = self._queues[best].popleft()
             del self._queued[q.id]
+            self._count(q, -1)
             q.state = "running"
             self._running[best] += 1
             task = asyncio.create_task(self._run(q))
@@ -205,6 +260,7 @@ class AsyncCalls:
         except NotFound as exc:
             record = _record(q, "error", exc.message, ended=True)._replace(http_status=404)
             await self._records.write(queue.ended(record, None))
+            self._ended(q)
             return
         request = held or await queue.request(self._db, q.id)
         if request is None:  # cannot happen while this process owns the queue
@@ -238,6 +294,7 @@ class AsyncCalls:
             self._push(q)
         else:
             await self._records.write(queue.ended(record, response))
+            self._ended(q)
 
     def _route_limit(self, key: RouteKey) -> int:
         """A route's `max_containers`; for a hot route twice that: its pool holds it to
@@ -272,6 +329,12 @@ class AsyncCalls:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks)
+
+
+@dataclass(slots=True)
+class _Backlog:
+    calls: int = 0
+    bytes: int = 0
 
 
 def _by_id(q: Queued) -> str:

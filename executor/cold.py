@@ -26,10 +26,14 @@ from executor.docker.engine import (
 )
 from executor.errors import CallTimeout, FunctionFailed, ServiceUnavailable
 from executor.formats import default
+from executor.formats.budget import OutputBudget
 from executor.metrics import Metrics
 from executor.pool.events import ContainerEvents
 
 log = logging.getLogger(__name__)
+
+# How long a timed-out call waits for its container task to hand over the log.
+LOG_GRACE = 1.0
 
 
 class ColdRunner:
@@ -73,6 +77,9 @@ class ColdRunner:
                 return await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
+            # The call's log is what the function printed until now: the task leaves it
+            # in call.log as it stops (at once), before the call's record is written.
+            await asyncio.wait({task}, timeout=LOG_GRACE)
             self._metrics.container_event(call.app.name, call.route.path, "timeout")
             raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
         except asyncio.CancelledError:
@@ -102,7 +109,11 @@ class ColdRunner:
         )
         memory = call.route.memory
         # A start slot from before the create to after the start (_exchange frees it).
-        await self._admission.starts.acquire()
+        try:
+            await self._admission.starts.acquire()
+        except BaseException:
+            self._admission.release(memory)  # the deadline passed while it waited
+            raise
         began = time.perf_counter()
         try:
             container_id = await self._engine.create(config)
@@ -133,8 +144,16 @@ class ColdRunner:
         self._metrics.container_started(app, path, "default", call.started - began)
         feeding = asyncio.create_task(_feed(stdio, call.body))
         output = default.Output(self._settings.max_response_bytes, self._settings.max_log_bytes)
+        s = self._settings
+        budget = OutputBudget(s.output_rate, s.output_burst, asyncio.get_running_loop().time)
         try:
             while (chunk := await stdio.read()) is not None:
+                if chunk[0] == default.STDERR and (pause := budget.spend(len(chunk[1]))):
+                    # Past the budget the function's stderr is read slowly, so its writes
+                    # block: the log keeps its first max_log_bytes either way.
+                    if budget.throttled == 1:
+                        self._metrics.container_event(app, path, "output_flood")
+                    await asyncio.sleep(pause)
                 if not output.add(*chunk):
                     # Killed by the removal that follows, once the attach stream is
                     # closed: while its output is unread the engine cannot reap it.

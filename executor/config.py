@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = 6 * MiB
     max_response_bytes: int = 6 * MiB
     max_log_bytes: int = 64 * 1024
+    # How long an API request's body may take to arrive (a call's body: until its
+    # deadline); past it, 408.
+    body_timeout: float = 30.0
+    # How long a caller may take to read a large response whose container is already
+    # free (a cold call's, or a hot one read whole); past it the connection is cut.
+    send_timeout: float = 10.0
 
     # Bounds on route fields.
     memory_min: int = 8
@@ -51,9 +57,18 @@ class Settings(BaseSettings):
     # `memory`; unset: 80% of the host's memory), and container starts in flight at once.
     memory_budget: int | None = None
     max_starts: int = 8
+    # Function containers at once (unset: as many as keep their pids_limit together
+    # within half the host's pid_max), so no function's processes can exhaust the host's.
+    max_host_containers: int | None = None
 
     # Container hardening that is not per route.
-    pids_limit: int = 256
+    pids_limit: int = 128
+    # What a container may print besides its response (its log: hot containers' stdout
+    # and stderr, cold ones' stderr), in bytes: a burst, then a rate per second. Past
+    # it the executor stops reading until the budget refills, so the function's writes
+    # block (formats/budget.py).
+    output_burst: int = 8 * MiB
+    output_rate: int = 1 * MiB
 
     # Hot containers (`http-stream`): the directory under which each executor keeps its
     # containers' iofs directories (in exr-<group>/, its own, emptied at start). Keep it
@@ -70,6 +85,11 @@ class Settings(BaseSettings):
         ),
     )
     hot_start_timeout: float = 10.0
+    # Each hot container's iofs directory is a tmpfs of this many KiB (its socket, the
+    # FDK's symlink, a few inodes), so nothing a function writes there reaches the host's
+    # disk. Mounting needs root (CAP_SYS_ADMIN in a container); false: plain directories.
+    iofs_size: int = 1024
+    iofs_tmpfs: bool = True
     # Run hot containers' processes as SCHED_BATCH: a function woken by a call then no
     # longer preempts the executor inside its write to the function's socket, so under
     # full CPU the executor keeps serving other calls (about +20% calls/s at concurrency
@@ -96,6 +116,13 @@ class Settings(BaseSettings):
     # each response is kept.
     async_concurrency: int = 32
     async_response_bytes: int = 1 * MiB
+    # Async calls waiting in the queue (not yet running), in calls and in request body
+    # bytes, server-wide and per route: past either, a submit answers 429 with
+    # Retry-After. The queue lives in the database: these bound its size.
+    async_queue_max: int = 10_000
+    async_queue_bytes: int = 256 * MiB
+    async_route_queue_max: int = 1_000
+    async_route_queue_bytes: int = 64 * MiB
 
     # At shutdown (SIGTERM): how long calls in flight may still run, and how long removing
     # the containers left may take.

@@ -23,12 +23,29 @@ class NotFound(ExecutorError):
     status = 404
 
 
+class RequestTimeout(ExecutorError):
+    """The caller's request body did not arrive in time (the call's deadline, or the API's
+    body timeout)."""
+
+    status = 408
+
+
 class Conflict(ExecutorError):
     status = 409
 
 
 class PayloadTooLarge(ExecutorError):
     status = 413
+
+
+class TooManyRequests(ExecutorError):
+    """A bound on queued async calls is reached: the caller should retry later."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class FunctionFailed(ExecutorError):
@@ -53,3 +70,7 @@ class StoreLocked(Exception):
 
 class BadSetting(Exception):
     """A server setting that cannot work (found at start-up)."""
+
+
+class BadDatabase(BadSetting):
+    """The database cannot be used as it is (not SQLite, damaged, tables missing)."""

@@ -18,7 +18,7 @@ import structlog
 from executor.calls import Call, CallRecord, Response, StoredResponse, ended
 from executor.cold import ColdRunner
 from executor.docker.engine import EngineUnreachable, ImageInfo
-from executor.errors import ExecutorError, FunctionFailed, ServiceUnavailable
+from executor.errors import ExecutorError, FunctionFailed, NotFound, ServiceUnavailable
 from executor.metrics import Metrics
 from executor.pool.hot import PoolRetired
 from executor.pool.pools import HotPools
@@ -133,8 +133,13 @@ class Invoker:
         if route.format == "http-stream":
             pool = self._pools.pool(call.app.name, route.path)
             if pool is None:
-                # Not announced yet (the engine was unreachable at start-up, say).
-                self._pools.sync(call.app, route, await self._image(call))
+                # Not announced yet (the engine was unreachable at start-up, say). The
+                # route may go while its image is looked up: a deleted route's pool is
+                # never brought back.
+                image = await self._image(call)
+                if not self._registry.current(route):
+                    raise NotFound(f"route {route.path!r} was removed while the call waited")
+                self._pools.sync(call.app, route, image)
                 pool = self._pools.pool(call.app.name, route.path)
                 if pool is None:
                     raise ServiceUnavailable("executor shutting down: not taking calls")

@@ -34,7 +34,8 @@ CALL_BUCKETS = (
 # Container starts: 50 ms (a small image, warm engine) to the start timeout and beyond.
 START_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 
-ContainerEvent = Literal["oom", "timeout", "crash", "evicted", "start_failed"]
+# output_flood: a container printed past its output budget, and reading it was paused.
+ContainerEvent = Literal["oom", "timeout", "crash", "evicted", "start_failed", "output_flood"]
 # (app, route, state, count) for every pool: read at scrape time, never on the call path.
 PoolCounts = Callable[[], Iterable[tuple[str, str, str, int]]]
 

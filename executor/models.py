@@ -25,6 +25,21 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
 USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]{1,32})?$")
 CONFIG_VALUE_MAX = 32 * 1024
+# Route `headers` may not set these: they frame the response (its length, its encoding
+# on the wire, the connection's fate), which is the server's to decide. One of them from
+# a route could desynchronise the caller's connection (response splitting).
+FRAMING_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
 
 # Set by the server: accepted in a payload (so a GET can be sent back) and ignored.
 APP_READ_ONLY = frozenset({"id", "created_at", "updated_at"})
@@ -163,6 +178,8 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
     for name, values in route.headers.items():
         if not HEADER_NAME_RE.fullmatch(name):
             raise InvalidInput(f"route.headers: {name!r} is not a valid header name")
+        if name.lower() in FRAMING_HEADERS:
+            raise InvalidInput(f"route.headers: {name!r} frames the response: not allowed")
         if any(_has_control(v) for v in values):
             raise InvalidInput(f"route.headers.{name}: control characters are not allowed")
     if route.user is not None and not USER_RE.fullmatch(route.user):

@@ -130,6 +130,10 @@ class Registry:
             raise NotFound(f"route {path!r} not found in app {app!r}")
         return route
 
+    def current(self, route: Route) -> bool:
+        """Whether `route` is still the one served at its path (not deleted or replaced)."""
+        return self._routes.get((route.app_name, route.path)) is route
+
     async def image(self, ref: str) -> ImageInfo | None:
         """The image's ID and USER, from memory once known; None if the engine lacks it."""
         info = self._images.get(ref)

@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from executor.api.errors import json_response
+from executor.api.errors import json_response, read_within
 from executor.errors import InvalidInput
 from executor.models import App, Route
-from executor.state import POOLS, REGISTRY
+from executor.state import POOLS, REGISTRY, SETTINGS
 
 ROUTE_URL = "/v1/apps/{app}/routes/{path:.+}"
 
@@ -98,7 +98,7 @@ async def delete_route(request: web.Request) -> web.Response:
 
 async def _envelope(request: web.Request, key: str) -> Any:
     """The object under `key` in a `{"<key>": {...}}` body."""
-    raw = await request.read()
+    raw = await read_within(request, request.app[SETTINGS].body_timeout)
     if not raw.strip():
         raise InvalidInput(f"request body: expected {{{key!r}: {{...}}}}, got nothing")
     try:

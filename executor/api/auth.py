@@ -31,7 +31,8 @@ def require_token(request: web.Request) -> None:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
         raise Unauthorized("missing API token: send Authorization: Bearer <token>")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    # aiohttp decodes header bytes with surrogateescape: a non-UTF-8 byte encodes back.
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode()):
         raise Unauthorized("wrong API token")
 
 

@@ -122,6 +122,7 @@ def _since(value: str | None) -> float | None:
 def _per_page(value: str | None) -> int:
     if value is None:
         return PER_PAGE_DEFAULT
-    if not value.isdigit() or not 1 <= int(value) <= PER_PAGE_MAX:
+    # isdigit() alone takes '²' and other digits int() refuses.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= PER_PAGE_MAX:
         raise InvalidInput(f"per_page: expected a whole number from 1 to {PER_PAGE_MAX}")
     return int(value)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
 from aiohttp import web
 
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, RequestTimeout, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,36 @@ def error_response(
     return json_response({"error": {"message": message}}, status, headers)
 
 
+def exception_response(exc: ExecutorError, headers: Iterable[tuple[str, str]] = ()) -> web.Response:
+    """The error's answer, with the headers its status calls for."""
+    response = error_response(exc.status, exc.message, headers)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="executor"'
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def read_within(request: web.Request, seconds: float) -> bytes:
+    """The request body, or 408 if it has not all arrived within `seconds`: a body that
+    never finishes must not hold a handler (and its memory) for ever."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"request body not received within {seconds:g} s") from None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ExecutorError as exc:
-        response = error_response(exc.status, exc.message)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="executor"'
-        return response
+        return exception_response(exc)
+    except ConnectionResetError:
+        # The client went away mid-request (its body cut short): nobody reads this answer.
+        log.info("client disconnected during %s %s", request.method, request.path)
+        return error_response(400, "client disconnected before the request was complete")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -10,14 +11,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from executor.api.auth import require_token_for
-from executor.api.errors import error_response, json_response
+from executor.api.errors import exception_response, json_response
 from executor.calls import HOP_BY_HOP, Call
-from executor.errors import ExecutorError, PayloadTooLarge, ServiceUnavailable
+from executor.errors import ExecutorError, PayloadTooLarge, RequestTimeout, ServiceUnavailable
 from executor.state import ASYNC_CALLS, IDENTITY, INVOKER, REGISTRY, SETTINGS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "text/plain; charset=utf-8"
+# A body up to this size goes to the transport in one piece; a larger one is written in
+# pieces of PIECE bytes as the caller takes them.
+SEND_AT_ONCE = 256 * 1024
+PIECE = 64 * 1024
 
 
 def setup(app: web.Application) -> None:
@@ -31,9 +36,13 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     received = time.perf_counter()
     app = request.app
     registry = app[REGISTRY]
-    route = registry.route(request.match_info["app"], "/" + request.match_info["path"])
+    app_name, path = request.match_info["app"], "/" + request.match_info["path"]
+    route = registry.route(app_name, path)
     require_token_for(request, route)
-    body = await _read_body(request, app[SETTINGS].max_request_bytes)
+    body = await _read_body(request, app[SETTINGS].max_request_bytes, arrived + route.timeout)
+    # The route may have changed or gone while the body arrived: a deleted route stays
+    # deleted (its pool is not brought back), a changed one serves with its new fields.
+    route = registry.route(app_name, path)
     call = Call(
         app=registry.app(route.app_name),
         route=route,
@@ -51,14 +60,22 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     try:
         result = await app[INVOKER].invoke(call)
     except ExecutorError as exc:
-        return error_response(exc.status, exc.message, _call_headers(request, call))
+        return exception_response(exc, _call_headers(request, call))
     headers = [*result.headers, *_call_headers(request, call)]
     if not any(name.lower() == "content-type" for name, _ in result.headers):
         headers.append(("Content-Type", DEFAULT_CONTENT_TYPE))
     if result.rest is None:
-        return web.Response(status=result.status, body=result.body, headers=headers)
+        if len(result.body) <= SEND_AT_ONCE:
+            return web.Response(status=result.status, body=result.body, headers=headers)
+        # The container is free already: the caller gets send_timeout to read the body.
+        response = web.StreamResponse(status=result.status, headers=headers)
+        response.content_length = len(result.body)
+        await _stream(request, response, result.body, None, app[SETTINGS].send_timeout)
+        return response
+    # The rest still comes from the function's container, which is held until it is
+    # read: the caller has until the call's deadline.
     response = web.StreamResponse(status=result.status, headers=headers)
-    await _stream(request, response, result.body, result.rest)
+    await _stream(request, response, result.body, result.rest, call.deadline - time.monotonic())
     return response
 
 
@@ -69,7 +86,7 @@ async def _submit(request: web.Request, call: Call) -> web.Response:
             raise ServiceUnavailable("async calls need call records (EXECUTOR_CALL_RECORDS=false)")
         await request.app[ASYNC_CALLS].submit(call)
     except ExecutorError as exc:
-        return error_response(exc.status, exc.message, _call_headers(request, call))
+        return exception_response(exc, _call_headers(request, call))
     location = f"/v1/apps/{call.app.name}/calls/{call.id}"
     return json_response(
         {"call_id": call.id},
@@ -79,23 +96,39 @@ async def _submit(request: web.Request, call: Call) -> web.Response:
 
 
 async def _stream(
-    request: web.Request, response: web.StreamResponse, start: bytes, rest: AsyncIterator[bytes]
+    request: web.Request,
+    response: web.StreamResponse,
+    start: bytes,
+    rest: AsyncIterator[bytes] | None,
+    within: float,
 ) -> None:
-    """A large response, passed on as the function sends it. Once the head is sent a
-    failure cannot change the status: the connection is cut, so the caller sees a
-    truncated (incomplete chunked) body rather than a complete-looking one."""
-    await response.prepare(request)
+    """A large response, written in pieces as the caller reads them (so a slow caller
+    holds one copy of the body, not a second in the transport's buffer), for at most
+    `within` seconds. Once the head is sent a failure cannot change the status: the
+    connection is cut, so the caller sees a truncated body rather than a complete-looking
+    one."""
     try:
-        async with contextlib.aclosing(rest):
-            await response.write(start)
-            async for part in rest:
-                await response.write(part)
+        async with asyncio.timeout(max(within, 0.0)):
+            await response.prepare(request)
+            view = memoryview(start)
+            for i in range(0, len(view), PIECE):
+                await response.write(view[i : i + PIECE])
+            if rest is not None:
+                async with contextlib.aclosing(rest):
+                    async for part in rest:
+                        await response.write(part)
+            await response.write_eof()
     except ExecutorError as exc:
         log.warning("response of call cut off: %s", exc.message)
-        if request.transport is not None:
-            request.transport.close()
-        return
-    await response.write_eof()
+        _cut(request)
+    except TimeoutError:
+        log.info("caller did not read the response within %.1f s: cut off", within)
+        _cut(request)
+
+
+def _cut(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.close()
 
 
 def _call_headers(request: web.Request, call: Call) -> list[tuple[str, str]]:
@@ -107,8 +140,17 @@ def _call_headers(request: web.Request, call: Call) -> list[tuple[str, str]]:
     ]
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to pass the limit."""
+async def _read_body(request: web.Request, limit: int, deadline: float) -> bytes:
+    """The request body, refused with 413 as soon as it is known to pass the limit, and
+    with 408 when it has not all arrived by the call's deadline (loop time)."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await _read_limited(request, limit)
+    except TimeoutError:
+        raise RequestTimeout("request body not received before the call's deadline") from None
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None:
         if request.content_length > limit:
             raise PayloadTooLarge(f"request body over the limit of {limit} bytes")

@@ -52,6 +52,11 @@ def container_user(route: Route, image: ImageInfo) -> str:
     return image.user
 
 
+# Open files per container process (AWS Lambda's bound): enough for any function, and
+# no function can take the host's file table.
+NOFILE = 1024
+
+
 def host_config(route: Route, pids_limit: int, *, log_driver: str) -> dict[str, Any]:
     memory = route.memory * MiB
     config: dict[str, Any] = {
@@ -61,6 +66,7 @@ def host_config(route: Route, pids_limit: int, *, log_driver: str) -> dict[str, 
         "ReadonlyRootfs": True,
         "Tmpfs": {"/tmp": f"rw,nosuid,nodev,size={route.tmpfs_size}m,mode=1777"},
         "PidsLimit": pids_limit,
+        "Ulimits": [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE}],
         "Memory": memory,
         "MemorySwap": memory,
         "LogConfig": {"Type": log_driver, "Config": {}},

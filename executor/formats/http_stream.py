@@ -83,7 +83,8 @@ def _status(raw: bytes) -> int:
         status = int(raw)
     except ValueError:
         status = 0
-    if not 100 <= status <= 599:
+    # 1xx is no final answer (101 would leave the caller waiting for a protocol switch).
+    if not 200 <= status <= 599:
         raise ProtocolError(f"invalid Fn-Http-Status {raw.decode('latin-1')!r}")
     return status
 

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 
 import httptools
 
 # Past this much unread response body, reading from the container pauses until the
 # caller's side takes it (a slow caller must not make the executor buffer a flood).
 HIGH_WATER = 1024 * 1024
+# struct ucred: pid, uid, gid.
+PEERCRED = struct.Struct("3i")
+# The most a response's status line and headers may take: past it the container is
+# replaced and the call answered 502 (a function must not make the executor hold, or
+# pass on, megabytes of headers).
+HEAD_MAX = 64 * 1024
 
 
 class ConnectionBroken(Exception):
     """The container closed the connection or sent something that is not HTTP."""
+
+
+class MalformedResponse(ConnectionBroken):
+    """What the container sent is not an acceptable HTTP response (the connection is
+    closed): not HTTP, an upgrade, or a head over HEAD_MAX."""
 
 
 class ReplyTimeout(Exception):
@@ -122,12 +135,22 @@ class HotConnection(asyncio.Protocol):
         self._reply: Reply | None = None
         self._paused = False
         self._chunked = False
+        self._head_bytes = 0  # of the response in progress, until its head is complete
         self.closed = False
         self.reusable = True  # False after a response that asked to close
 
     @property
     def in_call(self) -> bool:
         return self._reply is not None
+
+    @property
+    def peer_pid(self) -> int:
+        """The pid of the process listening on the other end (0: not in our namespace)."""
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return 0
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
+        return PEERCRED.unpack(creds)[0]
 
     @classmethod
     async def open(cls, path: str) -> HotConnection:
@@ -141,6 +164,7 @@ class HotConnection(asyncio.Protocol):
         reply = Reply(self)
         self._reply = reply
         self._chunked = False
+        self._head_bytes = 0
         self._transport.write(head + body if len(body) < 16384 else head)
         if len(body) >= 16384:
             self._transport.write(body)
@@ -164,12 +188,19 @@ class HotConnection(asyncio.Protocol):
         if self._reply is None:
             self._broken("the container sent data while no call was running")
             return
+        reply = self._reply
         try:
             self._parser.feed_data(data)
+            if not reply.head_done:
+                # Every byte so far is head: llhttp holds header values whole until each
+                # ends, so this is checked before they pile up.
+                self._head_bytes += len(data)
+                if self._head_bytes > HEAD_MAX:
+                    self._broken(f"response headers over {HEAD_MAX // 1024} KiB", MalformedResponse)
         except httptools.HttpParserError as exc:
-            self._broken(f"malformed response from the container: {exc}")
+            self._broken(f"malformed response from the container: {exc}", MalformedResponse)
         except httptools.HttpParserUpgrade:
-            self._broken("the container asked for a protocol upgrade")
+            self._broken("the container asked for a protocol upgrade", MalformedResponse)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -230,8 +261,8 @@ class HotConnection(asyncio.Protocol):
             self._paused = False
             self._transport.resume_reading()
 
-    def _broken(self, message: str) -> None:
+    def _broken(self, message: str, kind: type[ConnectionBroken] = ConnectionBroken) -> None:
         reply = self._reply
         self.close()
         if reply is not None:
-            reply._fail(ConnectionBroken(message))
+            reply._fail(kind(message))

@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import secrets
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -35,11 +34,20 @@ from executor.docker.engine import (
 )
 from executor.errors import CallTimeout, ExecutorError, FunctionFailed, ServiceUnavailable
 from executor.formats import http_stream
+from executor.formats.budget import OutputBudget
 from executor.formats.logframe import LogFrames
 from executor.metrics import ContainerEvent, Metrics
 from executor.models import App, Route
-from executor.pool.connection import ConnectionBroken, HotConnection, Reply, ReplyTimeout
+from executor.pool import iofs
+from executor.pool.connection import (
+    ConnectionBroken,
+    HotConnection,
+    MalformedResponse,
+    Reply,
+    ReplyTimeout,
+)
 from executor.pool.events import ContainerEvents
+from executor.pool.iofs import UnsafeSocket
 from executor.pool.policy import Assignment, Limits, PoolPolicy
 from executor.pool.readiness import SocketWatcher
 
@@ -74,6 +82,11 @@ class PoolContext:
     on_log: Callable[[str, bytes], None] | None
     # Runs a coroutine as a background task owned by the executor (closed at shutdown).
     spawn: Callable[[Any], asyncio.Task]
+
+    def output_budget(self) -> OutputBudget:
+        """A new container's budget for what it prints (config.py: output_*)."""
+        s = self.settings
+        return OutputBudget(s.output_rate, s.output_burst, asyncio.get_running_loop().time)
 
 
 @dataclass(eq=False, slots=True)
@@ -140,7 +153,10 @@ class HotPool:
             # The function closed its idle connection (a keep-alive timeout, or no
             # keep-alive at all): open a new one; a container that no longer listens goes.
             try:
-                c.conn = await HotConnection.open(c.socket_path)
+                c.conn = await _open(c)
+            except UnsafeSocket as exc:
+                self._discard(c, str(exc))
+                raise FunctionFailed(f"container removed: {exc}") from None
             except OSError as exc:
                 self._discard(c, f"socket unreachable: {exc}")
                 return await self.call(call)
@@ -195,6 +211,9 @@ class HotPool:
             self._event("timeout")
             self._discard(c, "call timed out")
             return CallTimeout(f"function timed out after {call.route.timeout} s")
+        if isinstance(exc, MalformedResponse):
+            self._discard(c, str(exc))
+            return FunctionFailed(f"invalid response from the function: {exc}")
         if isinstance(exc, ConnectionBroken):
             reason, event = await self._death_reason(c, exc)
             self._event(event)
@@ -369,8 +388,8 @@ class HotPool:
             c.waiting_for_memory = False
             c.start_began = time.perf_counter()  # a fresh call's wait includes the above
             times = [c.start_began]
-            c.directory.mkdir()
-            os.chmod(c.directory, 0o777)  # explicit: mkdir's mode is cut by the umask
+            settings = ctx.settings
+            iofs.create(c.directory, settings.iofs_size, settings.iofs_tmpfs)
             ready = ctx.watcher.ready(c.directory, http_stream.SOCKET_NAME)
             host_dir = ctx.iofs_host_root / c.key
             body = spec.with_iofs(self._body, str(host_dir), http_stream.IOFS_MOUNT)
@@ -397,7 +416,7 @@ class HotPool:
                             f"{_status(c.exited)}): {c.tail()}"
                         )
                     times.append(time.perf_counter())
-                    c.conn = await _connect(c.socket_path)
+                    c.conn = await _connect(c)
                     times.append(time.perf_counter())
         except TimeoutError:
             self._start_failed(c, CallTimeout("container initialization timed out"))
@@ -423,6 +442,9 @@ class HotPool:
             elif "bind source path" in exc.message:
                 message += " (EXECUTOR_IOFS_HOST_DIR must be the host path of EXECUTOR_IOFS_DIR)"
             self._start_failed(c, FunctionFailed(message))
+            return
+        except (UnsafeSocket, iofs.CannotMount) as exc:
+            self._start_failed(c, FunctionFailed(f"container could not be started: {exc}"))
             return
         except OSError as exc:
             self._start_failed(c, FunctionFailed(f"container could not be reached: {exc}"))
@@ -488,13 +510,27 @@ class HotPool:
             self._discard(c, f"exited (status {_status(c.exited)})")
 
     async def _read_output(self, c: HotContainer) -> None:
-        # Read without pause: a container whose output is not read blocks on writing it.
+        # Read without pause within the output budget: a container whose output is not
+        # read blocks on writing it. Past the budget, reading waits (formats/budget.py).
         with contextlib.suppress(EngineError):
             assert c.stdio is not None
             frames = LogFrames(http_stream.LOGFRAME_NAME)
             on_log = self._ctx.on_log
+            budget = self._ctx.output_budget()
             while (chunk := await c.stdio.read()) is not None:
                 stream, data = chunk
+                pause = budget.spend(len(data))
+                if pause:
+                    if budget.throttled == 1:
+                        self._event("output_flood")
+                        log.warning(
+                            "hot container %s of %s%s prints past its output budget: "
+                            "reading it is slowed",
+                            (c.docker_id or "")[:12],
+                            self.app.name,
+                            self.route.path,
+                        )
+                    await asyncio.sleep(pause)
                 c.output += data
                 if len(c.output) > 2 * OUTPUT_TAIL:
                     del c.output[:-OUTPUT_TAIL]
@@ -534,7 +570,7 @@ class HotPool:
             if c.reserved:
                 self._ctx.admission.release(c.reserved)
                 c.reserved = 0
-            shutil.rmtree(c.directory, ignore_errors=True)
+            iofs.remove(c.directory)
             self._containers.pop(c.key, None)
             if not self._containers:
                 self.empty.set()
@@ -653,13 +689,24 @@ def _function_error(body: bytes) -> str:
     return f"function error: {text}" if text else "function error"
 
 
-async def _connect(path: str) -> HotConnection:
+async def _open(c: HotContainer) -> HotConnection:
+    """A connection to the container's own socket, checked (iofs.socket_path, check_peer)."""
+    conn = await HotConnection.open(iofs.socket_path(c.directory))
+    try:
+        iofs.check_peer(conn.peer_pid, c.docker_id or "")
+    except UnsafeSocket:
+        conn.close()
+        raise
+    return conn
+
+
+async def _connect(c: HotContainer) -> HotConnection:
     # A server that binds the socket's own name (no FDK symlink) may not listen yet.
     for _ in range(100):
         try:
-            return await HotConnection.open(path)
+            return await _open(c)
         except OSError as exc:
             if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
                 raise
             await asyncio.sleep(0.01)
-    return await HotConnection.open(path)
+    return await _open(c)

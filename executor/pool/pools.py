@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from executor.errors import BadSetting, ServiceUnavailable
 from executor.formats import http_stream
 from executor.metrics import Metrics
 from executor.models import App, Route
+from executor.pool import iofs
 from executor.pool.events import ContainerEvents
 from executor.pool.hot import HotPool, PoolContext, PoolRetired
 from executor.pool.readiness import SocketWatcher
@@ -78,7 +78,7 @@ class HotPools:
         self._tasks: set[asyncio.Task] = set()
         root = iofs_root(settings, identity.group)
         # This group's directories: nothing else uses them while we hold the store lock.
-        shutil.rmtree(root, ignore_errors=True)
+        iofs.clear(root)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
         self._ctx = PoolContext(
@@ -231,4 +231,4 @@ class HotPools:
             task.cancel()
         self._ctx.watcher.close()
         with contextlib.suppress(OSError):
-            shutil.rmtree(self._ctx.iofs_root)
+            iofs.clear(self._ctx.iofs_root)

@@ -87,6 +87,7 @@ class CallRecords:
         self._writing = asyncio.Lock()
         self._pruned_at = 0.0
         self._stopping = asyncio.Event()
+        self._reclaim = False
         self.dropped = 0
 
     # -- the call path: appends only -----------------------------------------------------
@@ -136,6 +137,8 @@ class CallRecords:
                 await self.flush()
                 if time.monotonic() - self._pruned_at > PRUNE_EVERY:
                     await self.prune()
+                if self._reclaim:
+                    await self.reclaim()
             except (aiosqlite.Error, ValueError) as exc:
                 log.error("could not write call records: %s", exc)
 
@@ -203,6 +206,21 @@ class CallRecords:
             await self._db.execute("DELETE FROM call_logs WHERE id < ?", (cutoff,))
             await self._db.execute("DELETE FROM call_responses WHERE id < ?", (cutoff,))
             await self._db.commit()
+        await self.reclaim()
+
+    def reclaim_soon(self) -> None:
+        """Asks the writer to give freed pages back after its next flush (AsyncCalls,
+        once ended calls have freed megabytes of request bodies)."""
+        self._reclaim = True
+        self._wake.set()
+
+    async def reclaim(self) -> None:
+        """Gives the database's free pages back to the file system (incremental
+        auto-vacuum). executescript: the sqlite3 module steps a plain execute of this
+        pragma once, which frees a single page."""
+        self._reclaim = False
+        async with self._writing:
+            await self._db.executescript("PRAGMA incremental_vacuum;")
 
     async def close(self, writer: asyncio.Task) -> None:
         """Stops the writer task and writes what is still waiting (SIGTERM: nothing
@@ -282,10 +300,23 @@ def id_at(moment: float) -> str:
     return str(ULID.from_timestamp(max(moment, 0.0)))[:10] + "0" * 16
 
 
+# The latest `since` a ULID can hold (its 48-bit millisecond time): year 10889.
+SINCE_MAX = (2**48 - 1) / 1000
+
+
 def parse_since(value: str) -> float:
     """`since` as unix seconds or RFC 3339; ValueError names what it expects."""
-    with contextlib.suppress(ValueError):
-        return float(value)
+    try:
+        moment = float(value)
+    except ValueError:
+        moment = _rfc3339_seconds(value)
+    # inf, nan and 1e300 parse as floats; call ids (ULIDs) hold no such time.
+    if not 0 <= moment <= SINCE_MAX:
+        raise ValueError(f"since must be a time from 0 to {SINCE_MAX:.0f} unix seconds")
+    return moment
+
+
+def _rfc3339_seconds(value: str) -> float:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

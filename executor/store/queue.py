@@ -39,6 +39,7 @@ class Queued:
     created_at: float  # unix seconds: its record keeps it across runs
     attempts: int
     state: str  # queued | running
+    size: int = 0  # bytes of its request body (the queue's bounds count them)
     # Its request, while held in memory (calls queued by this process, within a cap).
     request: Request | None = None
 
@@ -54,8 +55,8 @@ def enqueued(record: CallRecord, request: Request) -> list[Op]:
                 record.app,
                 record.route,
                 request.method,
-                request.url,
-                orjson.dumps(request.headers),
+                _raw(request.url),
+                orjson.dumps([_header_row(name, value) for name, value in request.headers]),
                 request.body,
                 record.created_at,
             ),
@@ -110,7 +111,8 @@ def ended(record: CallRecord, response: StoredResponse | None) -> list[Op]:
 async def pending(db: aiosqlite.Connection) -> list[Queued]:
     """Every call in the queue, oldest first."""
     rows = await db.execute_fetchall(
-        "SELECT id, app, route, method, created_at, attempts, state FROM queue ORDER BY id"
+        "SELECT id, app, route, method, created_at, attempts, state, length(body) FROM queue "
+        "ORDER BY id"
     )
     return [Queued(*row) for row in rows]
 
@@ -122,4 +124,33 @@ async def request(db: aiosqlite.Connection, call_id: str) -> Request | None:
     if not rows:
         return None
     method, url, headers, body = rows[0]
-    return Request(method, url, [tuple(h) for h in orjson.loads(headers)], bytes(body))
+    if isinstance(url, bytes):
+        url = url.decode("utf-8", "surrogateescape")
+    return Request(method, url, [_header(row) for row in orjson.loads(headers)], bytes(body))
+
+
+# aiohttp decodes request bytes as UTF-8 with surrogateescape, so a header or URL holding
+# a byte that is not UTF-8 is a str that neither JSON nor SQLite text can hold. Such a
+# value is kept as its bytes: the URL as a blob, a header value as latin-1 text marked so.
+RAW = 1
+
+
+def _raw(text: str) -> str | bytes:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _header_row(name: str, value: str) -> list[str | int]:
+    if isinstance(_raw(name + value), str):
+        return [name, value]
+    return [*(t.encode("utf-8", "surrogateescape").decode("latin-1") for t in (name, value)), RAW]
+
+
+def _header(row: list) -> tuple[str, str]:
+    name, value = row[0], row[1]
+    if row[2:] == [RAW]:
+        name, value = (t.encode("latin-1").decode("utf-8", "surrogateescape") for t in row[:2])
+    return name, value

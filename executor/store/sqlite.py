@@ -6,15 +6,21 @@ so no call waits on SQLite.
 
 from __future__ import annotations
 
+import logging
+import os
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
 import orjson
 from ulid import ULID
 
+from executor.errors import BadDatabase
 from executor.models import App, Route, RouteSpec
 from executor.store.lock import DatabaseLock
 from executor.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -31,18 +37,16 @@ class Store:
         try:
             db = await aiosqlite.connect(path)
             try:
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=NORMAL")
-                await db.execute("PRAGMA foreign_keys=ON")
-                await _migrate(db)
-                group_id = await _group_id(db)
+                return cls(db, lock, await _prepare(db, path))
+            except sqlite3.DatabaseError as exc:
+                await db.close()
+                raise BadDatabase(f"database {path}: {exc}") from None
             except BaseException:
                 await db.close()
                 raise
         except BaseException:
             lock.release()
             raise
-        return cls(db, lock, group_id)
 
     async def close(self) -> None:
         await self._db.close()
@@ -60,19 +64,32 @@ class Store:
         rows = await self._db.execute_fetchall(
             "SELECT name, id, config, created_at, updated_at FROM apps ORDER BY name"
         )
-        return [
-            App(name=n, id=i, config=orjson.loads(c), created_at=ca, updated_at=ua)
-            for n, i, c, ca, ua in rows
-        ]
+        apps = []
+        for n, i, c, ca, ua in rows:
+            try:
+                apps.append(App(name=n, id=i, config=orjson.loads(c), created_at=ca, updated_at=ua))
+            except (ValueError, TypeError) as exc:  # pydantic's and orjson's errors are these
+                log.error("database: app %r skipped, its row is damaged: %s", n, _first_line(exc))
+        return apps
 
     async def routes(self) -> list[Route]:
         rows = await self._db.execute_fetchall(
             "SELECT app, id, spec, created_at, updated_at FROM routes ORDER BY app, path"
         )
-        return [
-            Route(**orjson.loads(s), app_name=a, id=i, created_at=ca, updated_at=ua)
-            for a, i, s, ca, ua in rows
-        ]
+        routes = []
+        for a, i, s, ca, ua in rows:
+            try:
+                routes.append(
+                    Route(**orjson.loads(s), app_name=a, id=i, created_at=ca, updated_at=ua)
+                )
+            except (ValueError, TypeError) as exc:
+                log.error(
+                    "database: route %s of app %r skipped, its row is damaged: %s",
+                    i,
+                    a,
+                    _first_line(exc),
+                )
+        return routes
 
     async def save_app(self, app: App) -> None:
         await self._db.execute(
@@ -103,6 +120,49 @@ class Store:
         await self._db.commit()
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+INCREMENTAL = 2
+# Every table the migrations make: one missing is a damaged database, named at start-up.
+TABLES = ("meta", "apps", "routes", "calls", "call_logs", "queue", "call_responses")
+
+
+async def _prepare(db: aiosqlite.Connection, path: Path) -> str:
+    """Settings, migrations and checks of a database just opened; its container group."""
+    await _reclaimable(db)
+    await db.execute("PRAGMA journal_mode=WAL")
+    # The WAL file is cut back to this after a checkpoint (else it keeps the size of the
+    # largest burst of writes, async calls' bodies included).
+    await db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA foreign_keys=ON")
+    await _migrate(db)
+    rows = await db.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    missing = sorted(set(TABLES) - {name for (name,) in rows})
+    if missing:
+        raise BadDatabase(
+            f"database {path}: table(s) {', '.join(missing)} missing: restore the file "
+            "from a backup, or move it away to start with an empty one"
+        )
+    return await _group_id(db, path)
+
+
+async def _reclaimable(db: aiosqlite.Connection) -> None:
+    """Incremental auto-vacuum: pages freed by ended calls (their bodies) can be given
+    back to the file system (CallRecords.reclaim). It must be chosen before the file's
+    first table; a database made before it is converted once, by a VACUUM."""
+    rows = await db.execute_fetchall("PRAGMA auto_vacuum")
+    if rows[0][0] == INCREMENTAL:
+        return
+    await db.execute(f"PRAGMA auto_vacuum={INCREMENTAL}")
+    tables = await db.execute_fetchall("SELECT 1 FROM sqlite_master LIMIT 1")
+    if tables:
+        await db.execute("VACUUM")
+
+
 async def _migrate(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     rows = await db.execute_fetchall("SELECT version FROM schema_version")
@@ -121,11 +181,34 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         )
 
 
-async def _group_id(db: aiosqlite.Connection) -> str:
-    rows = await db.execute_fetchall("SELECT value FROM meta WHERE key = 'group_id'")
-    if rows:
-        return rows[0][0]
+async def _group_id(db: aiosqlite.Connection, path: Path) -> str:
+    """The container group of this database's executor: minted once, and again when the
+    file is not the one that minted it (a copy: its device and inode differ), so a copy
+    started beside the original never takes the original's containers for orphans."""
+    rows = dict(await db.execute_fetchall("SELECT key, value FROM meta"))
+    info = os.stat(path)  # once, at start-up
+    here = f"{info.st_dev}:{info.st_ino}"
+    group_id = rows.get("group_id")
+    if group_id is not None and rows.get("file", here) == here:
+        if "file" not in rows:  # made before files were recorded
+            await _set_meta(db, file=here)
+        return group_id
+    if group_id is not None:
+        log.warning(
+            "database %s is a copy (or was restored): its executor gets a container group "
+            "of its own; containers of group %s are left alone",
+            path,
+            group_id,
+        )
     group_id = str(ULID()).lower()
-    await db.execute("INSERT INTO meta (key, value) VALUES ('group_id', ?)", (group_id,))
-    await db.commit()
+    await _set_meta(db, group_id=group_id, file=here)
     return group_id
+
+
+async def _set_meta(db: aiosqlite.Connection, **values: str) -> None:
+    await db.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
+    await db.commit()

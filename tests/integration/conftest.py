@@ -28,6 +28,7 @@ IMAGES = [
     "executor-test/env",
     "executor-test/fail",
     "executor-test/flood",
+    "executor-test/logflood",
     "executor-test/fdk",
     "executor-test/forkbomb",
     "executor-test/hot",

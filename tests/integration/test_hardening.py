@@ -27,11 +27,12 @@ async def test_a_function_runs_with_no_network_no_capabilities_and_a_read_only_r
     assert seen["root_write"] == "refused"
     assert seen["tmp_write"] == "ok"
     assert seen["tmp_kib"] == str(16 * 1024)
-    assert seen["pids_max"] == "256"  # EXECUTOR_PIDS_LIMIT
+    assert seen["pids_max"] == "128"  # EXECUTOR_PIDS_LIMIT
     assert seen["memory"] == str(64 * 1024 * 1024)
     assert seen["memory_swap"] in (str(64 * 1024 * 1024), "0", "max", "none")  # no swap
     assert seen["cpu"] == "50000 100000"  # cpus 0.5
     assert seen["id"] == "65534:65534"  # the image's user is root: the function is nobody
+    assert seen["nofile"] == "1024"  # open files, as Lambda allows
 
 
 async def test_a_route_may_relax_network_and_set_its_user(executor):
@@ -51,5 +52,6 @@ async def test_hot_containers_are_hardened_the_same(executor):
     assert config["SecurityOpt"] == ["no-new-privileges"]
     assert config["ReadonlyRootfs"] is True
     assert config["Memory"] == config["MemorySwap"] == 64 * 1024 * 1024
-    assert config["PidsLimit"] == 256
+    assert config["PidsLimit"] == 128
+    assert config["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]
     assert config["LogConfig"]["Type"] == "none"  # output is read through attach

@@ -9,6 +9,11 @@
   garbage       answer bytes that are not HTTP
   close         answer, asking to close the connection
   alloc M       allocate M MiB, then answer
+  fnstatus S    answer with Fn-Http-Status S
+  headers N K   answer with N headers of K KiB each
+  fill          write files to /tmp/iofs until it is full; answer the bytes written
+  relink T      point lsnr.sock at T (a symlink), answer and close the connection
+  yes S         print to stdout without pause for S seconds, in the background
 
 START_FAIL (config) makes it exit before it is ready; START_DELAY delays its socket.
 """
@@ -16,6 +21,7 @@ START_FAIL (config) makes it exit before it is ready; START_DELAY delays its soc
 import json
 import os
 import sys
+import threading
 import time
 
 import fnserve
@@ -45,6 +51,26 @@ class Commands(fnserve._Call):
         elif word == "alloc":
             hoard = bytearray(int(arg) * 1024 * 1024)
             self.respond(200, {}, str(len(hoard)).encode())
+        elif word == "fnstatus":
+            self.respond(int(arg), {}, b"odd")
+        elif word == "headers":
+            count, size = (int(n) for n in arg.split())
+            value = b"v" * (size * 1024)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")  # written as it goes, not held
+            for i in range(count):
+                self.wfile.write(b"Fn-Http-H-X-Big-%d: %s\r\n" % (i, value))
+            self.wfile.write(b"Content-Length: 2\r\n\r\nok")
+        elif word == "fill":
+            self.respond(200, {}, str(fill("/tmp/iofs")).encode())
+        elif word == "relink":
+            link = "/tmp/iofs/lsnr.sock"
+            os.unlink(link)
+            os.symlink(arg, link)
+            self.close_connection = True  # the next call connects anew, through the link
+            self.respond(200, {}, b"relinked")
+        elif word == "yes":
+            threading.Thread(target=flood, args=(float(arg),), daemon=True).start()
+            self.respond(200, {}, b"flooding")
         elif word == "big":
             self.respond(200, {"Content-Type": "application/octet-stream"}, b"x" * int(arg))
         else:
@@ -63,6 +89,27 @@ class Commands(fnserve._Call):
                 "uid": os.getuid(),
             }
         ).encode()
+
+
+def fill(directory):
+    """Bytes written into `directory` until the file system refuses more (or 300 MiB)."""
+    written = 0
+    chunk = b"x" * (1024 * 1024)
+    try:
+        for i in range(300):
+            with open(os.path.join(directory, f"fill-{i}"), "wb") as f:
+                f.write(chunk)
+                written += len(chunk)
+    except OSError:
+        pass
+    return written
+
+
+def flood(seconds):
+    end = time.monotonic() + seconds
+    line = b"y\n" * 4096
+    while time.monotonic() < end:
+        os.write(1, line)
 
 
 if __name__ == "__main__":

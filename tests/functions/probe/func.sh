@@ -20,3 +20,4 @@ else  # cgroup v2
   echo "cpu=$(cat $cg/cpu.max)"
 fi
 echo "id=$(id -u):$(id -g)"
+echo "nofile=$(ulimit -n)"
