@@ -131,3 +131,19 @@ async def test_closing_fails_waiting_and_later_reservations():
         await admission.reserve(1, soon(5), None)
     admission.release(100)
     assert admission.free == 100 and admission.waiting == 0
+
+
+async def test_containers_at_once_are_bounded_and_a_full_host_asks_for_one_eviction():
+    asked = []
+    admission = Admission(1000, 8, max_containers=2)
+    admission.evict_with(lambda mib, owner: asked.append(mib) or 0)
+    await admission.reserve(10, None, None)
+    await admission.reserve(10, None, None)
+    waiting = asyncio.ensure_future(admission.reserve(10, None, None))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert asked == [1]  # memory is plenty: one container, whatever its size, must go
+    admission.release(10)
+    await waiting
+    with pytest.raises(NoRoom, match="pid_max"):
+        await admission.reserve(10, asyncio.get_running_loop().time() + 0.05, None)

@@ -122,6 +122,9 @@ def test_502_and_504_are_the_function_s_error_and_timeout():
         (404, []),
         (200, [(b"Fn-Http-Status", b"abc")]),
         (200, [(b"Fn-Http-Status", b"999")]),
+        (200, [(b"Fn-Http-Status", b"101")]),  # no final answer: the caller would hang
+        (200, [(b"Fn-Http-Status", b"100")]),
+        (200, [(b"Fn-Http-Status", b"199")]),
     ],
 )
 def test_anything_else_breaks_the_protocol(status, headers):

@@ -58,3 +58,17 @@ def test_the_blank_lines_around_a_frame_are_dropped_across_chunks():
     assert frames.feed(STDOUT, b"\n", current="A") == []  # held: a frame may follow
     assert frames.feed(STDOUT, b"FN_CALL_ID=B\n", current="B") == []
     assert frames.feed(STDOUT, b"\nB1\n\n\nB2\n", current="B") == [("B", b"B1\n\n\nB2\n")]
+
+
+def test_a_flood_of_lines_comes_out_as_one_run_per_call():
+    frames = LogFrames("FN_CALL_ID")
+    flood = b"y\n" * 100_000
+    out = frames.feed(STDOUT, flood + b"\nFN_CALL_ID=B\n\n" + flood, current="A")
+    assert out == [("A", flood), ("B", flood)]
+
+
+def test_a_line_without_its_end_is_held_across_many_small_chunks():
+    frames = LogFrames("FN_CALL_ID")
+    for _ in range(1000):
+        assert frames.feed(STDERR, b"x", current="A") == []
+    assert frames.feed(STDERR, b"\n", current="A") == [("A", b"x" * 1000 + b"\n")]

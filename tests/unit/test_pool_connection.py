@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from executor.pool.connection import ConnectionBroken, HotConnection, ReplyTimeout
+from executor.pool.connection import (
+    HEAD_MAX,
+    ConnectionBroken,
+    HotConnection,
+    MalformedResponse,
+    ReplyTimeout,
+)
 
 HEAD = b"POST /call HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n"
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
@@ -122,3 +128,17 @@ async def test_the_deadline_fails_the_reply(serve):
     reply.expire_at(asyncio.get_running_loop().time() + 0.1)
     with pytest.raises(ReplyTimeout):
         await reply.head()
+
+
+async def test_a_response_head_past_its_limit_breaks_the_connection(serve):
+    async def script(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"v" * (HEAD_MAX + 1))
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    conn = await serve(script)
+    reply = conn.send(HEAD, b"hi")
+    with pytest.raises(MalformedResponse, match="response headers over 64 KiB"):
+        await reply.head()
+    assert conn.closed

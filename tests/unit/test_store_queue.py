@@ -106,3 +106,14 @@ async def test_a_failed_commit_fails_its_waiters_and_writes_none_of_the_batch(st
     with pytest.raises(aiosqlite.IntegrityError):  # the same id twice in the queue
         await records.write(queue.enqueued(queued(call_id, error="second"), REQUEST))
     assert await state_of(store, call_id) == (("queued", None), ("queued", 0))
+
+
+async def test_a_request_with_bytes_that_are_not_utf8_reads_back_as_it_came(store, records):
+    # aiohttp hands such bytes over as surrogate escapes: neither JSON nor SQLite text.
+    odd = b"caf\xe9".decode("utf-8", "surrogateescape")
+    request = Request("POST", f"http://x/r/a/p?q={odd}", [("X-Odd", odd), ("X-Ok", "é")], b"b")
+    call_id = new_id()
+    await records.write(queue.enqueued(queued(call_id), request))
+    assert await queue.request(store.connection, call_id) == request
+    [pending] = await queue.pending(store.connection)
+    assert pending.size == 1  # its body's bytes, counted by the queue's bounds
