@@ -3,6 +3,7 @@ images/executor.sh, run as a container that drives its host's engine through the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -58,13 +59,21 @@ class Running:
         return docker("ps", *flags, "-q", "--filter", label).split()
 
 
-@pytest.fixture
-def running(image: str) -> Iterator[Running]:
+@contextlib.contextmanager
+def _run(image: str, *flags: str, shared: bool) -> Iterator[Running]:
     # The host folder hot containers' iofs directories live in, mounted at /iofs in the
-    # executor and named to it as the host path; the image's user must own it.
+    # executor and named to it as the host path; the image's user must own it. `shared`:
+    # the executor mounts a tmpfs per hot container in it, which must reach the host (a
+    # shared mount point, bound with rshared propagation), as README "Run in a container".
     iofs = Path(f"/tmp/exr-it-{secrets.token_hex(3)}")
     iofs.mkdir()
     os.chown(iofs, UID, UID)
+    if shared:
+        subprocess.run(["mount", "--bind", str(iofs), str(iofs)], check=True)
+        subprocess.run(["mount", "--make-shared", str(iofs)], check=True)
+        volume = f"type=bind,source={iofs},target=/iofs,bind-propagation=rshared"
+    else:
+        volume = f"type=bind,source={iofs},target=/iofs"
     name = f"executor-it-{secrets.token_hex(4)}"
     started = time.monotonic()
     docker(
@@ -72,8 +81,9 @@ def running(image: str) -> Iterator[Running]:
         "-p", "127.0.0.1::8080",
         "-v", f"{SOCKET}:{SOCKET}",
         "--group-add", str(os.stat(SOCKET).st_gid),
-        "-v", f"{iofs}:/iofs",
+        "--mount", volume,
         "-e", f"EXECUTOR_IOFS_HOST_DIR={iofs}",
+        *flags,
         image,
     )  # fmt: skip
     instance = None
@@ -92,7 +102,25 @@ def running(image: str) -> Iterator[Running]:
             left = Running(name, "", instance, iofs, 0).made("-a")
             if left:
                 docker("rm", "-f", *left, check=False)
+        if shared:
+            subprocess.run(["umount", "-R", "-l", str(iofs)], check=False)
         shutil.rmtree(iofs, ignore_errors=True)
+
+
+@pytest.fixture
+def running(image: str) -> Iterator[Running]:
+    """As README "Run in a container" runs it: root in its container with CAP_SYS_ADMIN,
+    to mount each hot container's iofs tmpfs (it drives the host's engine either way)."""
+    flags = ("--user", "0", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined")
+    with _run(image, *flags, shared=True) as r:
+        yield r
+
+
+@pytest.fixture
+def running_unprivileged(image: str) -> Iterator[Running]:
+    """The image's own user, with plain iofs directories (EXECUTOR_IOFS_TMPFS=false)."""
+    with _run(image, "-e", "EXECUTOR_IOFS_TMPFS=false", shared=False) as r:
+        yield r
 
 
 def _get_json(url: str) -> dict:
@@ -133,8 +161,14 @@ async def test_the_image_runs_both_formats_on_its_hosts_engine(running: Running)
                 assert r.headers["Executor-Start"] in ("warm", "fresh")
         assert r.headers["Executor-Start"] == "warm"
 
-    # The hot container's socket is in the host folder, under this executor's group.
-    assert list(running.iofs.glob("exr-*/*/lsnr.sock"))
+    # The hot container's socket is in the host folder, under this executor's group, in a
+    # tmpfs the executor mounted from its container.
+    [socket] = running.iofs.glob("exr-*/*/lsnr.sock")
+    mount = subprocess.run(
+        ["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", str(socket.parent)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert mount.startswith("tmpfs") and "size=1024k" in mount, mount
     assert len(running.made()) == 1  # the hot one (the cold one is gone)
 
     # SIGTERM (docker stop) removes what the executor made, as outside a container.
@@ -145,10 +179,24 @@ async def test_the_image_runs_both_formats_on_its_hosts_engine(running: Running)
     print(f"ready {running.ready_after:.2f} s after docker run")
 
 
-def test_the_image_is_non_root_with_a_healthcheck(running: Running):
+def test_the_image_is_non_root_with_a_healthcheck(running_unprivileged: Running):
+    running = running_unprivileged
     assert docker("inspect", "-f", "{{.Config.User}}", running.container) == f"{UID}:{UID}"
     check = docker("inspect", "-f", "{{json .Config.Healthcheck.Test}}", running.container)
     assert "executor.healthcheck" in check
     # The check itself, run now rather than waiting for the engine's first interval.
     docker("exec", running.container, "python3", "-m", "executor.healthcheck")
     assert docker("exec", running.container, "id", "-u") == str(UID)
+    # Without the right to mount, hot containers still run, on plain iofs directories.
+    hot = {"route": {"image": "executor/hello-stream", "format": "http-stream"}}
+    for method, path, body in (
+        ("POST", "/v1/apps", {"app": {"name": "demo"}}),
+        ("PUT", "/v1/apps/demo/routes/hot", hot),
+    ):
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(running.url + path, data=data, method=method)
+        urllib.request.urlopen(request, timeout=10).close()
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{running.url}/r/demo/hot", data=b"{}"), timeout=20
+    ) as r:
+        assert r.read() == b"Hello World!\n"
