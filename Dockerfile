@@ -23,7 +23,9 @@ RUN set -e; echo 'executor:x:10001:10001:executor:/data:/bin/false' >>/etc/passw
     mkdir -p /data /iofs; chown 10001:10001 /data /iofs
 # SCHED_BATCH is off: the executor cannot see its functions' processes from its own pid
 # namespace. Hot containers bind-mount iofs directories from the host: mount a host
-# folder at /iofs and name it in EXECUTOR_IOFS_HOST_DIR.
+# folder at /iofs and name it in EXECUTOR_IOFS_HOST_DIR. Each is a tmpfs the executor
+# mounts: run it as root with CAP_SYS_ADMIN and an rshared bind (README "Run in a
+# container"), or set EXECUTOR_IOFS_TMPFS=false as this user.
 ENV PYTHONPATH=/opt/executor:/opt/executor/site \
     EXECUTOR_HOST=0.0.0.0 \
     EXECUTOR_PORT=8080 \
