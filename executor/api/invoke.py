@@ -143,6 +143,8 @@ def _call_headers(request: web.Request, call: Call) -> list[tuple[str, str]]:
 async def _read_body(request: web.Request, limit: int, deadline: float) -> bytes:
     """The request body, refused with 413 as soon as it is known to pass the limit, and
     with 408 when it has not all arrived by the call's deadline (loop time)."""
+    if request.content.is_eof():  # all in already (most calls): no timer to set
+        return await _read_limited(request, limit)
     try:
         async with asyncio.timeout_at(deadline):
             return await _read_limited(request, limit)

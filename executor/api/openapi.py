@@ -62,7 +62,9 @@ ERROR = {"$ref": "#/components/responses/Error"}
 
 
 def _errors(*statuses: int) -> dict:
-    return {str(s): ERROR for s in (401, *statuses)}
+    """401 on every operation (with a token set); 408 where one reads a body whose
+    arrival passes the API's body timeout."""
+    return {str(s): ERROR for s in sorted({401, *statuses})}
 
 
 def _op(summary: str, responses: dict, body: dict | None = None, **extra: Any) -> dict:
@@ -148,7 +150,9 @@ def build() -> dict[str, Any]:
                 "detached`), stored; its record is at the `Location` header.",
             }
         ),
-        **_errors(404, 413, 502, 503, 504),
+        # 408: the body did not arrive by the call's deadline; 429: async calls queued
+        # past a bound (with Retry-After).
+        **_errors(404, 408, 413, 429, 502, 503, 504),
     }
     invoke = {
         method: _op(
@@ -232,7 +236,7 @@ def build() -> dict[str, Any]:
             "get": _op("List apps.", {"200": answer("apps", "App", plural=True), **_errors()}),
             "post": _op(
                 "Create an app.",
-                {"201": answer("app", "App"), **_errors(400, 409)},
+                {"201": answer("app", "App"), **_errors(400, 408, 409)},
                 _envelope("app", "AppIn"),
             ),
         },
@@ -241,7 +245,7 @@ def build() -> dict[str, Any]:
             "get": _op("One app.", {"200": answer("app", "App"), **_errors(404)}),
             "patch": _op(
                 "Change an app's config.",
-                {"200": answer("app", "App"), **_errors(400, 404)},
+                {"200": answer("app", "App"), **_errors(400, 404, 408)},
                 _envelope("app", "AppPatch"),
             ),
             "delete": _op(
@@ -258,7 +262,7 @@ def build() -> dict[str, Any]:
             ),
             "post": _op(
                 "Create a route (the app is created if missing).",
-                {"201": answer("route", "Route"), **_errors(400, 409, 503)},
+                {"201": answer("route", "Route"), **_errors(400, 408, 409, 503)},
                 _envelope("route", "RouteIn"),
             ),
         },
@@ -269,7 +273,7 @@ def build() -> dict[str, Any]:
             ),
             "patch": _op(
                 "Change some of a route's fields.",
-                {"200": answer("route", "Route"), **_errors(400, 404, 503)},
+                {"200": answer("route", "Route"), **_errors(400, 404, 408, 503)},
                 _envelope("route", "RoutePatch"),
             ),
             "put": _op(
@@ -277,7 +281,7 @@ def build() -> dict[str, Any]:
                 {
                     "200": answer("route", "Route"),
                     "201": answer("route", "Route"),
-                    **_errors(400, 503),
+                    **_errors(400, 408, 503),
                 },
                 _envelope("route", "RoutePut"),
             ),

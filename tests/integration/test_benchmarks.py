@@ -32,3 +32,17 @@ def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path
     assert "## The trade-off" in (tmp_path / "summary.md").read_text()
     drained = orjson.loads((tmp_path / "drain.json").read_bytes())["results"]
     assert drained["warm_calls"] == drained["calls"]
+
+
+def test_the_noisy_neighbour_benchmark_completes(tmp_path: Path):
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.flood", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = orjson.loads((tmp_path / "flood.json").read_bytes())["rows"]
+    assert [r["condition"] for r in rows] == ["quiet", "hot-yes", "cold-stderr"]
+    assert all(r["n"] > 0 for r in rows)
