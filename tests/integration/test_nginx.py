@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from executor.config import Settings
+from executor.pool import iofs
 from executor.pool.pools import iofs_root
 from tests.conftest import GROUPS, remove_group_containers
 from tests.integration.test_cli import free_port, serve, stop
@@ -150,9 +151,9 @@ def test_nginx_keeps_each_route_on_one_node_and_fails_over(tmp_path: Path):
             if process.poll() is None:
                 stop(process)
             remove_group_containers(group)
-            # A killed node leaves its hot containers' socket folders (its next start
-            # would empty them).
-            shutil.rmtree(iofs_root(Settings(), group), ignore_errors=True)
+            # A killed node leaves its hot containers' iofs tmpfs mounts and folders (its
+            # next start would clear them).
+            iofs.clear(iofs_root(Settings(), group))
 
 
 def test_nginx_refuses_a_body_over_the_executors_limit_itself(tmp_path: Path):
