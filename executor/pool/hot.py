@@ -107,10 +107,6 @@ class HotContainer:
     starter: asyncio.Task | None = None
     gone: bool = False
 
-    @property
-    def socket_path(self) -> str:
-        return str(self.directory / http_stream.SOCKET_NAME)
-
     def tail(self) -> str:
         text = bytes(self.output[-OUTPUT_TAIL:]).decode("utf-8", "replace").strip()
         return text or "(no output)"

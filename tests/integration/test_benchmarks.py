@@ -12,15 +12,20 @@ import orjson
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path):
+def run_quick(module: str, out: Path, timeout: float) -> None:
+    """`python -m MODULE --quick --out OUT`, which must succeed."""
     run = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", module, "--quick", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path):
+    run_quick("benchmarks", tmp_path, timeout=300)
     for part in ("starts", "hot", "tradeoff", "scale", "drain"):
         result = orjson.loads((tmp_path / f"{part}.json").read_bytes())
         assert result["benchmark"] == part and result["quick"] is True
@@ -35,14 +40,7 @@ def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path
 
 
 def test_the_noisy_neighbour_benchmark_completes(tmp_path: Path):
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.flood", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_quick("benchmarks.flood", tmp_path, timeout=120)
     rows = orjson.loads((tmp_path / "flood.json").read_bytes())["rows"]
     assert [r["condition"] for r in rows] == ["quiet", "hot-yes", "cold-stderr"]
     assert all(r["n"] > 0 for r in rows)
