@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from executor.calls import Call, CallRecord, CallState, unended
-from executor.config import Settings
+from executor.config import MiB, Settings
 from executor.errors import NotFound, ServiceUnavailable, TooManyRequests
 from executor.invoker import Invoker
 from executor.registry import Registry
@@ -42,7 +42,6 @@ HOT_ROUTE_SHARE = 2
 HELD_MAX = 64 * 1024 * 1024
 
 RouteKey = tuple[str, str]  # app, path
-MiB = 1024 * 1024
 # Ended calls' bodies freed before the store gives the space back.
 RECLAIM_AFTER = 8 * MiB
 # What a 429 tells the caller to wait, in seconds.
