@@ -19,6 +19,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from executor.errors import ServerBusy, ShuttingDown
+from executor.lifecycle import Lifecycle
+
 MiB = 1024 * 1024
 
 # Frees memory for a reservation: (MiB wanted, the route asking, as (app, path), or None
@@ -26,12 +29,8 @@ MiB = 1024 * 1024
 Evictor = Callable[[int, tuple[str, str] | None], int]
 
 
-class NoRoom(Exception):
+class NoRoom(ServerBusy):
     """No memory for the container before the deadline (or ever: over the whole budget)."""
-
-
-class Closed(Exception):
-    """The executor is shutting down: no more reservations."""
 
 
 def host_memory_mib() -> int:
@@ -56,7 +55,13 @@ class _Waiter:
 
 
 class Admission:
-    def __init__(self, budget_mib: int, max_starts: int, max_containers: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        budget_mib: int,
+        max_starts: int,
+        max_containers: int = 1 << 30,
+        lifecycle: Lifecycle | None = None,
+    ) -> None:
         self.budget = budget_mib
         self.free = budget_mib
         self.max_containers = max_containers
@@ -67,14 +72,14 @@ class Admission:
         self._for_calls: collections.deque[_Waiter] = collections.deque()
         self._for_refills: collections.deque[_Waiter] = collections.deque()
         self._evict: Evictor | None = None
-        self._closed = False
+        self._lifecycle = lifecycle or Lifecycle()
 
-    def close(self) -> None:
-        """At shutdown: every reservation waiting, and every later one, fails (Closed)."""
-        self._closed = True
+    def refuse_waiting(self) -> None:
+        """At the drain: every reservation waiting fails (ShuttingDown), as every later one
+        does while the executor drains."""
         for queue in (self._for_calls, self._for_refills):
             while queue:
-                queue.popleft().future.set_exception(Closed())
+                queue.popleft().future.set_exception(ShuttingDown())
 
     def evict_with(self, evictor: Evictor) -> None:
         self._evict = evictor
@@ -85,8 +90,8 @@ class Admission:
         """Takes `mib` from the budget, waiting (until `deadline`, loop time) for room.
         `evict`: for a call, which may have idle hot containers of other routes removed
         to make room; without it (a min_warm refill) it waits behind every call."""
-        if self._closed:
-            raise Closed()
+        if self._lifecycle.draining:
+            raise ShuttingDown()
         if mib > self.budget:
             raise NoRoom(f"memory {mib} MiB is more than the executor's budget ({self.budget} MiB)")
         queue = self._for_calls if evict else self._for_refills
@@ -109,7 +114,7 @@ class Admission:
                 and not waiter.future.cancelled()
                 and waiter.future.exception() is None
             )
-            if isinstance(exc, Closed):
+            if isinstance(exc, ShuttingDown):
                 raise
             if granted:
                 self.release(mib)  # granted just as it gave up: give it back

@@ -25,12 +25,20 @@ import aiosqlite
 
 from executor.calls import Call, CallRecord, CallState, unended
 from executor.config import MiB, Settings
-from executor.errors import NotFound, ServiceUnavailable, TooManyRequests
+from executor.errors import (
+    NOT_TAKING_CALLS,
+    NotFound,
+    ServiceUnavailable,
+    ShuttingDown,
+    TooManyRequests,
+)
 from executor.invoker import Invoker
+from executor.lifecycle import Lifecycle
 from executor.registry import Registry
 from executor.store import queue
 from executor.store.calls import CallRecords, Op
 from executor.store.queue import Queued, Request
+from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,7 @@ class AsyncCalls:
         registry: Registry,
         invoker: Invoker,
         settings: Settings,
+        lifecycle: Lifecycle,
     ) -> None:
         self._db = db
         self._records = records
@@ -67,7 +76,7 @@ class AsyncCalls:
         self._queues: dict[RouteKey, deque[Queued]] = {}
         self._queued: dict[str, Queued] = {}
         self._running: Counter[RouteKey] = Counter()
-        self._tasks: set[asyncio.Task] = set()
+        self._runs = TaskGroup("async calls")
         self._held = 0  # bytes of request bodies held in memory
         # What is queued, in calls and body bytes, server-wide and per route (submitted
         # ones counted before their commit): the bounds that answer 429.
@@ -75,7 +84,8 @@ class AsyncCalls:
         self._backlog = _Backlog()
         self._route_backlog: dict[RouteKey, _Backlog] = {}
         self._freed = 0  # body bytes of calls ended since the store last reclaimed space
-        self._stopped = False
+        # Draining: nothing is submitted or taken from the queue; what is queued stays.
+        self._lifecycle = lifecycle
 
     @property
     def queued(self) -> int:
@@ -83,7 +93,7 @@ class AsyncCalls:
 
     @property
     def running(self) -> int:
-        return len(self._tasks)
+        return len(self._runs)
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -120,8 +130,8 @@ class AsyncCalls:
 
     async def submit(self, call: Call) -> None:
         """Stores the call; returns once it is committed (then it is queued to run)."""
-        if self._stopped:
-            raise ServiceUnavailable("executor shutting down: not taking calls")
+        if self._lifecycle.draining:
+            raise ShuttingDown(NOT_TAKING_CALLS)
         q = Queued(
             call.id,
             call.app.name,
@@ -216,7 +226,7 @@ class AsyncCalls:
 
     def _dispatch(self) -> None:
         """Starts the oldest queued calls whose routes have room, while the server has."""
-        while not self._stopped and len(self._tasks) < self._limit:
+        while not self._lifecycle.draining and len(self._runs) < self._limit:
             ready = [
                 (waiting[0].id, key)
                 for key, waiting in self._queues.items()
@@ -230,15 +240,8 @@ class AsyncCalls:
             self._count(q, -1)
             q.state = "running"
             self._running[best] += 1
-            task = asyncio.create_task(self._run(q))
-            self._tasks.add(task)
-            task.add_done_callback(self._ran)
-
-    def _ran(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("async call runner failed", exc_info=task.exception())
-        self._dispatch()
+            task = self._runs.spawn(self._run(q), f"async call {q.id}")
+            task.add_done_callback(lambda _: self._dispatch())
 
     async def _run(self, q: Queued) -> None:
         key = (q.app, q.route)
@@ -282,7 +285,7 @@ class AsyncCalls:
         if call.log:
             self._records.add_log(q.id, call.log)
         status = record.http_status or 0
-        if call.assigned is None and self._invoker.draining:
+        if call.assigned is None and self._lifecycle.draining:
             # Turned away by the shutdown before it ran: it stays queued for the next start.
             q.attempts -= 1
             await self._records.write(queue.requeued(_record(q, "queued"), undo_attempt=True))
@@ -315,19 +318,33 @@ class AsyncCalls:
 
     # -- shutdown ------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """No call is taken from the queue from now on (nor submitted): what is queued
-        stays queued, for the next start."""
-        self._stopped = True
+    async def close(self) -> None:
+        """Past the shutdown grace, stops the calls still running; their rows stay
+        `running`, so the next start ends them as restarted (or retries them)."""
+        await self._runs.close(0)
+
+
+class NoAsyncCalls:
+    """The stand-in while call records are off: async calls are call records first, so
+    there are none; one submitted is refused with the reason."""
+
+    queued = 0
+    running = 0
+
+    async def recover(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    async def submit(self, call: Call) -> None:
+        raise ServiceUnavailable("async calls need call records (EXECUTOR_CALL_RECORDS=false)")
+
+    async def cancel(self, call_id: str) -> bool:
+        return False
 
     async def close(self) -> None:
-        """Stops calls still running past the shutdown grace; their rows stay `running`,
-        so the next start ends them as restarted (or retries them)."""
-        self.stop()
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
+        pass
 
 
 @dataclass(slots=True)

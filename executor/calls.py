@@ -13,6 +13,8 @@ from ulid import ULID
 from executor.models import App, Route
 
 StartKind = Literal["cold", "warm", "fresh"]
+# The start label of calls that never got a container (turned away, or failed before one).
+NO_START = "none"
 CallState = Literal["queued", "running", "success", "error", "timeout", "cancelled"]
 
 # Never passed to a function: they describe one hop only, or carry credentials.

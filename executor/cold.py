@@ -12,23 +12,25 @@ import contextlib
 import logging
 import time
 
-from executor.admission import Admission, Closed, NoRoom
+from executor.admission import Admission
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
-from executor.docker.engine import (
-    DockerEngine,
+from executor.docker.engine import Engine, ImageInfo, Stdio
+from executor.docker.events import ContainerEvents
+from executor.errors import (
     EngineError,
-    EngineUnreachable,
-    ImageInfo,
-    Stdio,
-    missing_image,
+    FunctionFailed,
+    FunctionTimedOut,
+    ResponseTooLarge,
+    ShuttingDown,
+    from_engine,
 )
-from executor.errors import CallTimeout, FunctionFailed, ServiceUnavailable
 from executor.formats import default
 from executor.formats.budget import OutputBudget
+from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
-from executor.pool.events import ContainerEvents
+from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,14 @@ LOG_GRACE = 1.0
 class ColdRunner:
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         events: ContainerEvents,
         identity: spec.Identity,
         settings: Settings,
         metrics: Metrics,
         admission: Admission,
+        lifecycle: Lifecycle,
+        work: TaskGroup,
     ) -> None:
         self._metrics = metrics
         self._admission = admission
@@ -52,19 +56,17 @@ class ColdRunner:
         self._events = events
         self._identity = identity
         self._settings = settings
+        self._lifecycle = lifecycle
+        self._work = work  # removals
+        # Each running call's container task: part of its call's path (awaited by it),
+        # kept here so a shutdown can wait for them and stop the rest.
         self._running: set[asyncio.Task] = set()
-        self._cleanups: set[asyncio.Task] = set()
-        self._stopping = False
 
     async def run(self, call: Call, image: ImageInfo) -> Response:
         # Room in the memory budget first (evicting idle hot containers if need be),
         # waited for until the deadline: the wait counts as waiting for a container.
-        try:
-            await self._admission.reserve(call.route.memory, call.deadline, None)
-        except NoRoom as exc:
-            raise ServiceUnavailable(f"server too busy: {exc}") from None
-        except Closed:
-            raise ServiceUnavailable("executor shutting down: call stopped") from None
+        # NoRoom (503, server too busy) or ShuttingDown leave from here.
+        await self._admission.reserve(call.route.memory, call.deadline, None)
         call.start = "cold"
         call.assigned = time.perf_counter()
         # The container's whole life is one task, shielded from the caller: when the
@@ -81,10 +83,10 @@ class ColdRunner:
             # in call.log as it stops (at once), before the call's record is written.
             await asyncio.wait({task}, timeout=LOG_GRACE)
             self._metrics.container_event(call.app.name, call.route.path, "timeout")
-            raise CallTimeout(f"function timed out after {call.route.timeout} s") from None
+            raise FunctionTimedOut(call.route.timeout) from None
         except asyncio.CancelledError:
-            if self._stopping and not _current_task_cancelled():
-                raise ServiceUnavailable("executor shutting down: call stopped") from None
+            if self._lifecycle.stopping and not _current_task_cancelled():
+                raise ShuttingDown() from None
             task.cancel()  # the caller went away: stop the function too
             raise
 
@@ -121,14 +123,14 @@ class ColdRunner:
             self._admission.starts.release()
             self._admission.release(memory)  # nothing was created (create is cancel-safe)
             if isinstance(exc, EngineError):
-                raise _engine_failure(exc, call) from None
+                raise from_engine(exc, call.route.image) from None
             raise
         call.container_id = container_id
         try:
             return await self._exchange(call, container_id, began)
         finally:
             self._events.forget(container_id)
-            self._in_background(self._remove(container_id, memory))
+            self._work.spawn(self._remove(container_id, memory), "remove cold container")
 
     async def _exchange(self, call: Call, container_id: str, began: float) -> Response:
         exited = self._events.expect_exit(container_id)
@@ -136,7 +138,7 @@ class ColdRunner:
             stdio = await self._engine.attach(container_id)
             await self._engine.start(container_id)
         except EngineError as exc:
-            raise _engine_failure(exc, call) from None
+            raise from_engine(exc, call.route.image) from None
         finally:
             self._admission.starts.release()
         call.started = time.perf_counter()
@@ -157,12 +159,10 @@ class ColdRunner:
                 if not output.add(*chunk):
                     # Killed by the removal that follows, once the attach stream is
                     # closed: while its output is unread the engine cannot reap it.
-                    raise FunctionFailed(
-                        f"response too large (limit {self._settings.max_response_bytes} bytes)"
-                    )
+                    raise ResponseTooLarge(self._settings.max_response_bytes)
             status = await exited
         except EngineError as exc:
-            raise _engine_failure(exc, call) from None
+            raise from_engine(exc, call.route.image) from None
         finally:
             call.log = output.log
             feeding.cancel()
@@ -175,11 +175,6 @@ class ColdRunner:
         self._metrics.container_event(app, path, "crash")
         raise FunctionFailed(f"function failed: exit status {status}")
 
-    def _in_background(self, coro) -> None:
-        task = asyncio.create_task(coro)
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
-
     async def _remove(self, container_id: str, memory: int) -> None:
         try:
             await self._engine.remove(container_id)
@@ -188,22 +183,18 @@ class ColdRunner:
         finally:
             self._admission.release(memory)  # gone (or as gone as it will get)
 
-    async def drain(self, grace: float) -> None:
-        """Gives calls in flight `grace` seconds, then stops the rest (answered 503)."""
-        if self._running:
-            await asyncio.wait(list(self._running), timeout=grace)
-        self._stopping = True
-        for task in list(self._running):
-            task.cancel()
+    async def wait_idle(self) -> None:
+        """Until no call runs here (the drain waits for this, bounded by its grace)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
 
-    async def close(self) -> None:
-        """Stops every call still running and waits (bounded) for its container to go."""
-        self._stopping = True
+    async def stop(self) -> None:
+        """Past the grace: stops every call still running (answered 503) and waits for
+        their tasks to end; their containers' removals run in the `work` group."""
         for task in list(self._running):
             task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-        if self._cleanups:
-            await asyncio.wait(list(self._cleanups), timeout=self._settings.shutdown_grace)
+        if self._running:
+            await asyncio.wait(set(self._running))
 
 
 def _current_task_cancelled() -> bool:
@@ -217,11 +208,3 @@ async def _feed(stdio: Stdio, body: bytes) -> None:
         if body:
             await stdio.write(body)
         stdio.end_input()
-
-
-def _engine_failure(exc: EngineError, call: Call) -> Exception:
-    if isinstance(exc, EngineUnreachable):
-        return ServiceUnavailable(exc.message)
-    if missing_image(exc):
-        return FunctionFailed(f"image {call.route.image!r} is not on the Docker engine")
-    return FunctionFailed(f"container could not be run: {exc.message}")

@@ -1,4 +1,10 @@
-"""Errors that reach a caller: each carries its HTTP status and a message that says why."""
+"""Errors, defined once (the Fn agent's models/error.go is the model).
+
+What reaches a caller is an `ExecutorError`: its HTTP status and a message that says why.
+The named ones below are the answers several parts give alike (a stopping executor, a
+missing image, an engine that does not answer): raised by name, never rewritten by copy.
+`from_engine` is the one translation of a Docker engine failure into what a caller gets.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,14 @@ class ExecutorError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def again(self) -> ExecutorError:
+        """The same error as a new exception, for each of several waiters (one exception
+        raised in many tasks would gather all their tracebacks)."""
+        clone = Exception.__new__(type(self))
+        Exception.__init__(clone, self.message)
+        clone.__dict__.update(self.__dict__)
+        return clone
 
 
 class InvalidInput(ExecutorError):
@@ -62,6 +76,85 @@ class ServiceUnavailable(ExecutorError):
 
 class CallTimeout(ExecutorError):
     status = 504
+
+
+# -- named answers ---------------------------------------------------------------------
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The executor is stopping: a call not yet taken is refused, one stopped is answered."""
+
+    def __init__(self, what: str = "call stopped") -> None:
+        super().__init__(f"executor shutting down: {what}")
+
+
+NOT_TAKING_CALLS = "not taking calls"
+
+
+class ServerBusy(ServiceUnavailable):
+    """No container (or no room for one) before the call's deadline."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"server too busy: {why}")
+
+
+class EngineUnreachable(ServiceUnavailable):
+    """The Docker engine does not answer (the driver's `EngineDown`)."""
+
+
+class ImageMissing(FunctionFailed):
+    def __init__(self, image: str) -> None:
+        super().__init__(f"image {image!r} is not on the Docker engine")
+
+
+class FunctionTimedOut(CallTimeout):
+    def __init__(self, timeout: int) -> None:
+        super().__init__(f"function timed out after {timeout} s")
+
+
+class StartTimedOut(CallTimeout):
+    """A hot container was not ready within `hot_start_timeout`."""
+
+    def __init__(self) -> None:
+        super().__init__("container initialization timed out")
+
+
+class ResponseTooLarge(FunctionFailed):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response too large (limit {limit} bytes)")
+
+
+class EngineError(Exception):
+    """The Docker engine answered with an error (status is the engine's HTTP status)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    @property
+    def missing_image(self) -> bool:
+        """The engine's answer when a container's image is not there (a create's 404)."""
+        return self.status == 404 and "image" in self.message.lower()
+
+
+class EngineDown(EngineError):
+    """The engine could not be reached at all."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, f"Docker engine unreachable: {message}")
+
+
+def from_engine(exc: EngineError, image: str) -> ExecutorError:
+    """What a caller gets when the engine failed a container of `image`."""
+    if isinstance(exc, EngineDown):
+        return EngineUnreachable(exc.message)
+    if exc.missing_image:
+        return ImageMissing(image)
+    message = f"container could not be started: {exc.message}"
+    if "bind source path" in exc.message:
+        message += " (EXECUTOR_IOFS_HOST_DIR must be the host path of EXECUTOR_IOFS_DIR)"
+    return FunctionFailed(message)
 
 
 class StoreLocked(Exception):

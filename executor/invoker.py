@@ -1,8 +1,8 @@
 """The invoker: from a call to the runner that serves it, and the call's accounting.
 
 api -> Invoker.invoke -> HotPools (format `http-stream`) or ColdRunner (`default`)
--> DockerEngine. When the call ends: its metrics and its record (CallRecords, written in
-the background).
+-> Engine. When the call ends: its metrics and its record (CallRecords, written in the
+background).
 """
 
 from __future__ import annotations
@@ -15,18 +15,24 @@ from dataclasses import replace
 
 import structlog
 
-from executor.calls import Call, CallRecord, Response, StoredResponse, ended
+from executor.calls import NO_START, Call, CallRecord, Response, StoredResponse, ended
 from executor.cold import ColdRunner
-from executor.docker.engine import EngineUnreachable, ImageInfo
-from executor.errors import ExecutorError, FunctionFailed, NotFound, ServiceUnavailable
+from executor.docker.engine import ImageInfo
+from executor.errors import (
+    NOT_TAKING_CALLS,
+    EngineDown,
+    EngineUnreachable,
+    ExecutorError,
+    ImageMissing,
+    NotFound,
+    ShuttingDown,
+)
+from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
 from executor.pool.hot import PoolRetired
 from executor.pool.pools import HotPools
 from executor.registry import Registry
-from executor.store.calls import CallRecords
-
-# Label of calls that never got a container (turned away, or failed before one).
-NO_START = "none"
+from executor.store.calls import Records
 
 
 class Invoker:
@@ -36,23 +42,15 @@ class Invoker:
         cold: ColdRunner,
         pools: HotPools,
         metrics: Metrics,
-        records: CallRecords | None,
+        records: Records,
+        lifecycle: Lifecycle,
     ) -> None:
         self._registry = registry
         self._cold = cold
         self._pools = pools
         self._metrics = metrics
         self._records = records
-        self._draining = False
-
-    @property
-    def draining(self) -> bool:
-        return self._draining
-
-    async def drain(self, grace: float) -> None:
-        """At shutdown: refuses new calls, lets calls in flight finish within `grace`."""
-        self._draining = True
-        await asyncio.gather(self._cold.drain(grace), self._pools.drain(grace))
+        self._lifecycle = lifecycle
 
     async def invoke(self, call: Call) -> Response:
         # Every log line this call causes carries its id, background tasks it starts too.
@@ -112,8 +110,7 @@ class Invoker:
         completed = time.perf_counter()
         if status is not None:
             self._measure(call, status, completed)
-        if self._records is not None:
-            self._records.add(ended(call, status, error, completed), call.log)
+        self._records.add(ended(call, status, error, completed), call.log)
 
     def _measure(self, call: Call, status: int, completed: float) -> None:
         assigned = call.assigned if call.assigned is not None else completed
@@ -127,8 +124,8 @@ class Invoker:
         )
 
     async def _run(self, call: Call) -> Response:
-        if self._draining:
-            raise ServiceUnavailable("executor shutting down: not taking calls")
+        if self._lifecycle.draining:
+            raise ShuttingDown(NOT_TAKING_CALLS)
         route = call.route
         if route.format == "http-stream":
             pool = self._pools.pool(call.app.name, route.path)
@@ -139,10 +136,8 @@ class Invoker:
                 image = await self._image(call)
                 if not self._registry.current(route):
                     raise NotFound(f"route {route.path!r} was removed while the call waited")
-                self._pools.sync(call.app, route, image)
-                pool = self._pools.pool(call.app.name, route.path)
-                if pool is None:
-                    raise ServiceUnavailable("executor shutting down: not taking calls")
+                pool = self._pools.open(call.app, route, image)
+                assert pool is not None  # an http-stream route has one
             try:
                 response = await pool.call(call)
             except PoolRetired:
@@ -158,10 +153,10 @@ class Invoker:
     async def _image(self, call: Call) -> ImageInfo:
         try:
             image = await self._registry.image(call.route.image)
-        except EngineUnreachable as exc:
-            raise ServiceUnavailable(exc.message) from None
+        except EngineDown as exc:
+            raise EngineUnreachable(exc.message) from None
         if image is None:
-            raise FunctionFailed(f"image {call.route.image!r} is not on the Docker engine")
+            raise ImageMissing(call.route.image)
         return image
 
 

@@ -117,6 +117,11 @@ class Route(RouteSpec):
     created_at: str
     updated_at: str
 
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The route's own fields (what a client sets), without its identity and times."""
+        return self.model_dump(include=set(RouteSpec.model_fields))
+
 
 def parse_app(payload: Any, settings: Settings) -> AppSpec:
     return check_app(_parse(AppSpec, payload, "app", APP_READ_ONLY), settings)

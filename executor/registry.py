@@ -15,8 +15,15 @@ from typing import Any, Protocol
 from ulid import ULID
 
 from executor.config import Settings
-from executor.docker.engine import DockerEngine, EngineError, EngineUnreachable, ImageInfo
-from executor.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from executor.docker.engine import Engine, ImageInfo
+from executor.errors import (
+    Conflict,
+    EngineDown,
+    EngineError,
+    EngineUnreachable,
+    InvalidInput,
+    NotFound,
+)
 from executor.models import (
     APP_READ_ONLY,
     ROUTE_READ_ONLY,
@@ -50,7 +57,7 @@ def now() -> str:
 
 
 class Registry:
-    def __init__(self, store: Store, engine: DockerEngine, settings: Settings) -> None:
+    def __init__(self, store: Store, engine: Engine, settings: Settings) -> None:
         self._store = store
         self._engine = engine
         self._settings = settings
@@ -74,7 +81,7 @@ class Registry:
         for ref, known in list(self._images.items()):
             try:
                 info = await self._engine.image(ref)
-            except EngineUnreachable:
+            except EngineDown:
                 return
             if info is None:
                 self._images.pop(ref, None)
@@ -89,7 +96,7 @@ class Registry:
             return
         try:
             image = await self.image(route.image)
-        except EngineUnreachable:
+        except EngineDown:
             image = None
         if image is None:
             log.warning(
@@ -224,7 +231,7 @@ class Registry:
             patch = _patch_body(payload, "route", ROUTE_READ_ONLY)
             if patch.get("path", path) != path:
                 raise InvalidInput("route.path: a route's path cannot be changed")
-            merged = _merge(current.model_dump(include=set(RouteSpec.model_fields)), patch)
+            merged = _merge(current.spec, patch)
             if "format" in patch and "min_warm" not in patch:
                 merged.pop("min_warm", None)  # back to the new format's default
             spec = parse_route(merged, self._settings)
@@ -259,8 +266,8 @@ class Registry:
         self._images.pop(ref, None)  # a save re-reads the image: the tag may be rebuilt
         try:
             info = await self.image(ref)
-        except EngineUnreachable as exc:
-            raise ServiceUnavailable(exc.message) from None
+        except EngineDown as exc:
+            raise EngineUnreachable(exc.message) from None
         if info is None and self._settings.pull_timeout > 0:
             # Where a registry answers, the image may just not be pulled yet.
             timeout = self._settings.pull_timeout
@@ -272,8 +279,8 @@ class Registry:
                     f"route.image: image {ref!r} is not on the Docker engine, "
                     f"and pulling it took more than {timeout:g} s"
                 ) from None
-            except EngineUnreachable as exc:
-                raise ServiceUnavailable(exc.message) from None
+            except EngineDown as exc:
+                raise EngineUnreachable(exc.message) from None
             except EngineError as exc:
                 raise InvalidInput(
                     f"route.image: image {ref!r} is not on the Docker engine, "

@@ -123,9 +123,7 @@ async def apply(registry: Registry, declared: list[DeclaredApp], prune: bool) ->
         for spec in entry.routes:
             key = f"{name} {spec.path}"
             route = existing.pop(spec.path, None)
-            if route is not None and route.model_dump(include=set(RouteSpec.model_fields)) == (
-                spec.model_dump()
-            ):
+            if route is not None and route.spec == (spec.model_dump()):
                 applied.unchanged.append(key)
                 continue
             await registry.put_route(name, spec.path, spec.model_dump())

@@ -10,7 +10,7 @@ from aiohttp import web
 from executor.api.errors import json_response, read_within
 from executor.errors import InvalidInput
 from executor.models import App, Route
-from executor.state import POOLS, REGISTRY, SETTINGS
+from executor.state import EXECUTOR
 
 ROUTE_URL = "/v1/apps/{app}/routes/{path:.+}"
 
@@ -31,65 +31,69 @@ def setup(app: web.Application) -> None:
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    apps = [_app(a) for a in request.app[REGISTRY].apps()]
+    apps = [_app(a) for a in request.app[EXECUTOR].registry.apps()]
     return _answer("Successfully listed applications", apps=apps)
 
 
 async def create_app(request: web.Request) -> web.Response:
-    app = await request.app[REGISTRY].create_app(await _envelope(request, "app"))
+    app = await request.app[EXECUTOR].registry.create_app(await _envelope(request, "app"))
     return _answer("App successfully created", 201, app=_app(app))
 
 
 async def get_app(request: web.Request) -> web.Response:
-    app = request.app[REGISTRY].app(request.match_info["app"])
+    app = request.app[EXECUTOR].registry.app(request.match_info["app"])
     return _answer("App successfully loaded", app=_app(app))
 
 
 async def update_app(request: web.Request) -> web.Response:
     payload = await _envelope(request, "app")
-    app = await request.app[REGISTRY].update_app(request.match_info["app"], payload)
+    app = await request.app[EXECUTOR].registry.update_app(request.match_info["app"], payload)
     return _answer("App successfully updated", app=_app(app))
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    await request.app[REGISTRY].delete_app(request.match_info["app"], _flag(request, "force"))
+    await request.app[EXECUTOR].registry.delete_app(
+        request.match_info["app"], _flag(request, "force")
+    )
     return _answer("App deleted")
 
 
 async def list_routes(request: web.Request) -> web.Response:
-    routes = [_route(request, r) for r in request.app[REGISTRY].routes(request.match_info["app"])]
+    routes = [
+        _route(request, r) for r in request.app[EXECUTOR].registry.routes(request.match_info["app"])
+    ]
     return _answer("Successfully listed routes", routes=routes)
 
 
 async def create_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
-    route = await request.app[REGISTRY].create_route(request.match_info["app"], payload)
+    route = await request.app[EXECUTOR].registry.create_route(request.match_info["app"], payload)
     return _answer("Route successfully created", 201, route=_route(request, route))
 
 
 async def get_route(request: web.Request) -> web.Response:
-    route = request.app[REGISTRY].route(request.match_info["app"], _path(request))
+    route = request.app[EXECUTOR].registry.route(request.match_info["app"], _path(request))
     return _answer("Route successfully loaded", route=_route(request, route))
 
 
 async def update_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
     app, path = request.match_info["app"], _path(request)
-    route = await request.app[REGISTRY].update_route(app, path, payload)
+    route = await request.app[EXECUTOR].registry.update_route(app, path, payload)
     return _answer("Route successfully updated", route=_route(request, route))
 
 
 async def put_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
     app, path = request.match_info["app"], _path(request)
-    route, created = await request.app[REGISTRY].put_route(app, path, payload)
+    route, created = await request.app[EXECUTOR].registry.put_route(app, path, payload)
     if created:
         return _answer("Route successfully created", 201, route=_route(request, route))
     return _answer("Route successfully replaced", route=_route(request, route))
 
 
 async def delete_route(request: web.Request) -> web.Response:
-    await request.app[REGISTRY].delete_route(request.match_info["app"], _path(request))
+    await request.app[EXECUTOR].registry.delete_route(request.match_info["app"], _path(request))
     return _answer("Route deleted")
 
 
@@ -98,7 +102,7 @@ async def delete_route(request: web.Request) -> web.Response:
 
 async def _envelope(request: web.Request, key: str) -> Any:
     """The object under `key` in a `{"<key>": {...}}` body."""
-    raw = await read_within(request, request.app[SETTINGS].body_timeout)
+    raw = await read_within(request, request.app[EXECUTOR].settings.body_timeout)
     if not raw.strip():
         raise InvalidInput(f"request body: expected {{{key!r}: {{...}}}}, got nothing")
     try:
@@ -136,5 +140,5 @@ def _app(app: App) -> dict[str, Any]:
 def _route(request: web.Request, route: Route) -> dict[str, Any]:
     data = route.model_dump()
     # Read-only: the hot pool's containers (null for `default` routes, which have none).
-    data["pool"] = request.app[POOLS].state(route.app_name, route.path)
+    data["pool"] = request.app[EXECUTOR].pools.state(route.app_name, route.path)
     return data

@@ -11,7 +11,7 @@ from aiohttp import web
 from executor.api.errors import Handler
 from executor.errors import Unauthorized
 from executor.models import Route
-from executor.state import SETTINGS
+from executor.state import EXECUTOR
 
 PROTECTED_PREFIX = "/v1/"
 
@@ -25,7 +25,7 @@ async def token_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def require_token(request: web.Request) -> None:
     """Raises 401 unless the request carries the executor's token (when it has one)."""
-    token = request.app[SETTINGS].api_token
+    token = request.app[EXECUTOR].settings.api_token
     if not token:
         return
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -39,7 +39,7 @@ def require_token(request: web.Request) -> None:
 def require_token_for(request: web.Request, route: Route) -> None:
     if route.auth != "token":
         return
-    if not request.app[SETTINGS].api_token:
+    if not request.app[EXECUTOR].settings.api_token:
         # Saved while a token was set, served by an executor without one: refuse rather
         # than open a route its owner closed.
         raise Unauthorized("this route needs the API token, and the executor has none set")

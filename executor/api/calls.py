@@ -8,11 +8,10 @@ from typing import Any, get_args
 from aiohttp import web
 
 from executor.api.errors import json_response
-from executor.calls import CallState, StartKind
+from executor.calls import NO_START, CallState, StartKind
 from executor.errors import Conflict, InvalidInput, NotFound
-from executor.invoker import NO_START
-from executor.state import ASYNC_CALLS, CALLS, REGISTRY
-from executor.store.calls import CallRecords, parse_since
+from executor.state import EXECUTOR
+from executor.store.calls import Records, parse_since
 
 PER_PAGE_DEFAULT = 30
 PER_PAGE_MAX = 100
@@ -34,7 +33,7 @@ def setup(app: web.Application) -> None:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    app = request.app[REGISTRY].app(request.match_info["app"]).name
+    app = request.app[EXECUTOR].registry.app(request.match_info["app"]).name
     query = request.query
     unknown = sorted(set(query) - FILTERS)
     if unknown:
@@ -60,7 +59,7 @@ async def get_call(request: web.Request) -> web.Response:
 
 async def cancel_call(request: web.Request) -> web.Response:
     call = await _call(request)
-    if ASYNC_CALLS in request.app and await request.app[ASYNC_CALLS].cancel(call["id"]):
+    if await request.app[EXECUTOR].async_calls.cancel(call["id"]):
         return json_response({"call": await _call(request)})
     raise Conflict(f"call {call['id']} is {call['state']}: only a queued call can be cancelled")
 
@@ -89,7 +88,7 @@ async def get_log(request: web.Request) -> web.StreamResponse:
 async def _call(request: web.Request) -> dict[str, Any]:
     app = request.match_info.get("app")
     if app is not None:
-        request.app[REGISTRY].app(app)  # 404 for an unknown app
+        request.app[EXECUTOR].registry.app(app)  # 404 for an unknown app
     call_id = request.match_info["call"]
     call = await _records(request).get(call_id, app)
     if call is None:
@@ -97,10 +96,8 @@ async def _call(request: web.Request) -> dict[str, Any]:
     return call
 
 
-def _records(request: web.Request) -> CallRecords:
-    if CALLS not in request.app:
-        raise NotFound("call records are off (EXECUTOR_CALL_RECORDS=false)")
-    return request.app[CALLS]
+def _records(request: web.Request) -> Records:
+    return request.app[EXECUTOR].records
 
 
 def _one_of(query: Any, name: str, allowed: frozenset[str]) -> str | None:

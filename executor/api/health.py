@@ -9,7 +9,7 @@ from aiohttp import web
 from executor import __version__
 from executor.api.errors import error_response, json_response
 from executor.docker.engine import EngineError
-from executor.state import ENGINE, EVENTS, IDENTITY, STORE
+from executor.state import EXECUTOR
 
 READY_CHECK_TIMEOUT = 2.0
 
@@ -23,7 +23,7 @@ def setup(app: web.Application) -> None:
 async def root(request: web.Request) -> web.Response:
     # The instance is the `Executor-Instance` of this process's calls and the
     # `executor.instance` label of its containers: which node answers, behind a balancer.
-    instance = request.app[IDENTITY].instance
+    instance = request.app[EXECUTOR].identity.instance
     return json_response({"name": "executor", "version": __version__, "instance": instance})
 
 
@@ -34,16 +34,16 @@ async def live(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT):
-            await request.app[STORE].ping()
+            await request.app[EXECUTOR].store.ping()
     except Exception as exc:  # any failure of the store means not ready
         return error_response(503, f"store not ready: {exc!r}")
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT):
-            await request.app[ENGINE].version()
+            await request.app[EXECUTOR].engine.version()
     except TimeoutError:
         return error_response(503, "Docker engine did not answer in time")
     except EngineError as exc:
         return error_response(503, exc.message)
-    if not request.app[EVENTS].connected.is_set():
+    if not request.app[EXECUTOR].events.connected.is_set():
         return error_response(503, "Docker event stream not connected")
     return json_response({"status": "ready"})

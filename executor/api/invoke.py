@@ -13,8 +13,8 @@ from aiohttp import web
 from executor.api.auth import require_token_for
 from executor.api.errors import exception_response, json_response
 from executor.calls import HOP_BY_HOP, Call
-from executor.errors import ExecutorError, PayloadTooLarge, RequestTimeout, ServiceUnavailable
-from executor.state import ASYNC_CALLS, IDENTITY, INVOKER, REGISTRY, SETTINGS
+from executor.errors import ExecutorError, PayloadTooLarge, RequestTimeout
+from executor.state import EXECUTOR
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     # rounds it to the millisecond), without get_running_loop()'s getpid() system call.
     arrived = time.monotonic()
     received = time.perf_counter()
-    app = request.app
-    registry = app[REGISTRY]
+    executor = request.app[EXECUTOR]
+    registry = executor.registry
     app_name, path = request.match_info["app"], "/" + request.match_info["path"]
     route = registry.route(app_name, path)
     require_token_for(request, route)
-    body = await _read_body(request, app[SETTINGS].max_request_bytes, arrived + route.timeout)
+    body = await _read_body(request, executor.settings.max_request_bytes, arrived + route.timeout)
     # The route may have changed or gone while the body arrived: a deleted route stays
     # deleted (its pool is not brought back), a changed one serves with its new fields.
     route = registry.route(app_name, path)
@@ -58,7 +58,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     if route.type == "async" or request.headers.get("Fn-Invoke-Type", "").lower() == "detached":
         return await _submit(request, call)
     try:
-        result = await app[INVOKER].invoke(call)
+        result = await executor.invoker.invoke(call)
     except ExecutorError as exc:
         return exception_response(exc, _call_headers(request, call))
     headers = [*result.headers, *_call_headers(request, call)]
@@ -70,7 +70,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         # The container is free already: the caller gets send_timeout to read the body.
         response = web.StreamResponse(status=result.status, headers=headers)
         response.content_length = len(result.body)
-        await _stream(request, response, result.body, None, app[SETTINGS].send_timeout)
+        await _stream(request, response, result.body, None, executor.settings.send_timeout)
         return response
     # The rest still comes from the function's container, which is held until it is
     # read: the caller has until the call's deadline.
@@ -82,9 +82,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
 async def _submit(request: web.Request, call: Call) -> web.Response:
     """An async call: 202 once the store holds it, with where its record will be."""
     try:
-        if ASYNC_CALLS not in request.app:
-            raise ServiceUnavailable("async calls need call records (EXECUTOR_CALL_RECORDS=false)")
-        await request.app[ASYNC_CALLS].submit(call)
+        await request.app[EXECUTOR].async_calls.submit(call)
     except ExecutorError as exc:
         return exception_response(exc, _call_headers(request, call))
     location = f"/v1/apps/{call.app.name}/calls/{call.id}"
@@ -135,7 +133,7 @@ def _call_headers(request: web.Request, call: Call) -> list[tuple[str, str]]:
     return [
         ("Fn-Call-Id", call.id),
         ("Executor-Start", call.start or "cold"),
-        ("Executor-Instance", request.app[IDENTITY].instance),
+        ("Executor-Instance", request.app[EXECUTOR].identity.instance),
         ("Executor-Wait-Ms", f"{call.wait_ms:.3f}"),
     ]
 

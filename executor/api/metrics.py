@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from executor.metrics import CONTENT_TYPE
-from executor.state import METRICS
+from executor.state import EXECUTOR
 
 
 def setup(app: web.Application) -> None:
@@ -13,4 +13,6 @@ def setup(app: web.Application) -> None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(
+        body=request.app[EXECUTOR].metrics.render(), headers={"Content-Type": CONTENT_TYPE}
+    )

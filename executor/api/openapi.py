@@ -1,17 +1,21 @@
 """`GET /openapi.json`: the OpenAPI 3 document of the whole HTTP API.
 
-Payload schemas come from the pydantic models that validate them, so the document cannot
-drift from what the server accepts; the rest is written out here, operation by operation.
+Its paths and methods are the router's own table, and payload schemas come from the
+pydantic models that validate them, so the document cannot drift from what the server
+serves and accepts. What each handler does and answers is written out here, once per
+handler (`OPERATIONS`); a route whose handler has none fails the start.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args
 
 import orjson
 from aiohttp import web
 
 from executor import __version__
+from executor.api import admin, calls, health, invoke, metrics
 from executor.calls import CallState
 from executor.models import App, AppSpec, Route, RouteSpec
 
@@ -20,12 +24,23 @@ CALL_STATES = list(get_args(CallState))
 
 
 def setup(app: web.Application) -> None:
-    document = orjson.dumps(build())
-
-    async def openapi(request: web.Request) -> web.Response:
-        return web.Response(body=document, content_type="application/json")
-
     app.router.add_get("/openapi.json", openapi)
+    # Built once the router holds every route (and checked then: a start with an
+    # undocumented route fails).
+    app.on_startup.append(_build_document)
+
+
+async def _build_document(app: web.Application) -> None:
+    app[DOCUMENT] = orjson.dumps(build(app.router))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[DOCUMENT], content_type="application/json")
+
+
+DOCUMENT = web.AppKey("openapi", bytes)
+# Methods of a route added for any method ("*"): the function call.
+ANY_METHOD = ("get", "post", "put", "patch", "delete")
 
 
 def _model(model: type, *, exclude: tuple[str, ...] = (), optional: bool = False) -> dict:
@@ -91,9 +106,11 @@ ROUTE_PATH = _param(
     description="The route's path without its leading slash (it may hold more slashes).",
 )
 CALL_ID = _param("call")
+PATH_PARAMETERS = {"app": APP_NAME, "path": ROUTE_PATH, "call": CALL_ID}
+PLACEHOLDER = re.compile(r"{(\w+)(?::[^}]*)?}")
 
 
-def build() -> dict[str, Any]:
+def build(router: web.UrlDispatcher) -> dict[str, Any]:
     record_props: dict[str, Any] = dict(
         id={"type": "string"},
         app={"type": "string"},
@@ -154,22 +171,6 @@ def build() -> dict[str, Any]:
         # past a bound (with Retry-After).
         **_errors(404, 408, 413, 429, 502, 503, 504),
     }
-    invoke = {
-        method: _op(
-            "Call the route's function: body, query and headers pass through.",
-            invoke_responses,
-            parameters=[APP_NAME, ROUTE_PATH],
-        )
-        for method in ("get", "post", "put", "patch", "delete")
-    }
-    for op in invoke.values():
-        op["requestBody"] = {
-            "required": False,
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-        }
-    invoke["get"].pop("requestBody")
-    invoke["delete"].pop("requestBody")
-
     calls_query = [
         _param("route", "query"),
         _param("state", "query", {"enum": CALL_STATES}),
@@ -205,155 +206,116 @@ def build() -> dict[str, Any]:
         "content": {"application/octet-stream": {"schema": {"type": "string"}}},
     }
     open_ = {"security": []}
-    paths = {
-        "/": {"get": _op("Name, version and instance.", {"200": _json(with_message)}, **open_)},
-        "/health/live": {
-            "get": _op("200 while the process runs.", {"200": _json(with_message)}, **open_)
-        },
-        "/health/ready": {
-            "get": _op(
-                "200 when the store and the engine answer, else 503 with the reason.",
-                {"200": _json(with_message), "503": ERROR},
-                **open_,
-            )
-        },
-        "/metrics": {
-            "get": _op(
-                "Prometheus text format.",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-                **open_,
-            )
-        },
-        "/openapi.json": {
-            "get": _op("This document.", {"200": _json({"type": "object"})}, **open_)
-        },
-        "/v1/apps": {
-            "get": _op("List apps.", {"200": answer("apps", "App", plural=True), **_errors()}),
-            "post": _op(
-                "Create an app.",
-                {"201": answer("app", "App"), **_errors(400, 408, 409)},
-                _envelope("app", "AppIn"),
-            ),
-        },
-        "/v1/apps/{app}": {
-            "parameters": [APP_NAME],
-            "get": _op("One app.", {"200": answer("app", "App"), **_errors(404)}),
-            "patch": _op(
-                "Change an app's config.",
-                {"200": answer("app", "App"), **_errors(400, 404, 408)},
-                _envelope("app", "AppPatch"),
-            ),
-            "delete": _op(
-                "Delete an app (409 while it has routes, unless ?force=true).",
-                {"200": _json(with_message), **_errors(400, 404, 409)},
-                parameters=[_param("force", "query", {"type": "boolean"})],
-            ),
-        },
-        "/v1/apps/{app}/routes": {
-            "parameters": [APP_NAME],
-            "get": _op(
-                "List an app's routes.",
-                {"200": answer("routes", "Route", plural=True), **_errors(404)},
-            ),
-            "post": _op(
-                "Create a route (the app is created if missing).",
-                {"201": answer("route", "Route"), **_errors(400, 408, 409, 503)},
-                _envelope("route", "RouteIn"),
-            ),
-        },
-        "/v1/apps/{app}/routes/{path}": {
-            "parameters": [APP_NAME, ROUTE_PATH],
-            "get": _op(
-                "One route, with its pool.", {"200": answer("route", "Route"), **_errors(404)}
-            ),
-            "patch": _op(
-                "Change some of a route's fields.",
-                {"200": answer("route", "Route"), **_errors(400, 404, 408, 503)},
-                _envelope("route", "RoutePatch"),
-            ),
-            "put": _op(
-                "Create or replace a route.",
-                {
-                    "200": answer("route", "Route"),
-                    "201": answer("route", "Route"),
-                    **_errors(400, 408, 503),
-                },
-                _envelope("route", "RoutePut"),
-            ),
-            "delete": _op(
-                "Delete a route and its containers.", {"200": _json(with_message), **_errors(404)}
-            ),
-        },
-        "/v1/apps/{app}/calls": {
-            "parameters": [APP_NAME],
-            "get": _op(
-                "An app's call records, newest first.",
-                {"200": calls_list, **_errors(400, 404)},
-                parameters=calls_query,
-            ),
-        },
-        "/v1/apps/{app}/calls/{call}": {
-            "parameters": [APP_NAME, CALL_ID],
-            "get": _op(
-                "One call record.",
-                {
-                    "200": _json(
-                        {"type": "object", "properties": {"call": {"$ref": REF + "Call"}}}
-                    ),
-                    **_errors(404),
-                },
-            ),
-            "delete": _op(
-                "Cancel a queued async call (409 once it runs or ran).",
-                {
-                    "200": _json(
-                        {"type": "object", "properties": {"call": {"$ref": REF + "Call"}}}
-                    ),
-                    **_errors(404, 409),
-                },
-            ),
-        },
-        "/v1/apps/{app}/calls/{call}/log": {
-            "parameters": [APP_NAME, CALL_ID],
-            "get": _op("A call's captured log.", {"200": log, **_errors(404)}),
-        },
-        "/v1/apps/{app}/calls/{call}/response": {
-            "parameters": [APP_NAME, CALL_ID],
-            "get": _op(
-                "An async call's response, as the function gave it (body up to the kept size); "
-                "the call's own status is in Executor-Call-Status.",
-                {"200": kept_response, **_errors(404)},
-            ),
-        },
-        "/v1/calls/{call}": {
-            "parameters": [CALL_ID],
-            "get": _op(
-                "One call record, by id alone.",
-                {
-                    "200": _json(
-                        {"type": "object", "properties": {"call": {"$ref": REF + "Call"}}}
-                    ),
-                    **_errors(404),
-                },
-            ),
-        },
-        "/v1/calls/{call}/log": {
-            "parameters": [CALL_ID],
-            "get": _op("A call's captured log, by id alone.", {"200": log, **_errors(404)}),
-        },
-        "/v1/calls/{call}/response": {
-            "parameters": [CALL_ID],
-            "get": _op(
-                "An async call's response, by id alone.", {"200": kept_response, **_errors(404)}
-            ),
-        },
-        "/r/{app}/{path}": invoke,
+    call_answer = _json({"type": "object", "properties": {"call": {"$ref": REF + "Call"}}})
+    operations = {
+        health.root: _op("Name, version and instance.", {"200": _json(with_message)}, **open_),
+        health.live: _op("200 while the process runs.", {"200": _json(with_message)}, **open_),
+        health.ready: _op(
+            "200 when the store and the engine answer, else 503 with the reason.",
+            {"200": _json(with_message), "503": ERROR},
+            **open_,
+        ),
+        metrics.metrics: _op(
+            "Prometheus text format.",
+            {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            **open_,
+        ),
+        openapi: _op("This document.", {"200": _json({"type": "object"})}, **open_),
+        admin.list_apps: _op(
+            "List apps.", {"200": answer("apps", "App", plural=True), **_errors()}
+        ),
+        admin.create_app: _op(
+            "Create an app.",
+            {"201": answer("app", "App"), **_errors(400, 408, 409)},
+            _envelope("app", "AppIn"),
+        ),
+        admin.get_app: _op("One app.", {"200": answer("app", "App"), **_errors(404)}),
+        admin.update_app: _op(
+            "Change an app's config.",
+            {"200": answer("app", "App"), **_errors(400, 404, 408)},
+            _envelope("app", "AppPatch"),
+        ),
+        admin.delete_app: _op(
+            "Delete an app (409 while it has routes, unless ?force=true).",
+            {"200": _json(with_message), **_errors(400, 404, 409)},
+            parameters=[_param("force", "query", {"type": "boolean"})],
+        ),
+        admin.list_routes: _op(
+            "List an app's routes.",
+            {"200": answer("routes", "Route", plural=True), **_errors(404)},
+        ),
+        admin.create_route: _op(
+            "Create a route (the app is created if missing).",
+            {"201": answer("route", "Route"), **_errors(400, 408, 409, 503)},
+            _envelope("route", "RouteIn"),
+        ),
+        admin.get_route: _op(
+            "One route, with its pool.", {"200": answer("route", "Route"), **_errors(404)}
+        ),
+        admin.update_route: _op(
+            "Change some of a route's fields.",
+            {"200": answer("route", "Route"), **_errors(400, 404, 408, 503)},
+            _envelope("route", "RoutePatch"),
+        ),
+        admin.put_route: _op(
+            "Create or replace a route.",
+            {
+                "200": answer("route", "Route"),
+                "201": answer("route", "Route"),
+                **_errors(400, 408, 503),
+            },
+            _envelope("route", "RoutePut"),
+        ),
+        admin.delete_route: _op(
+            "Delete a route and its containers.", {"200": _json(with_message), **_errors(404)}
+        ),
+        calls.list_calls: _op(
+            "An app's call records, newest first.",
+            {"200": calls_list, **_errors(400, 404)},
+            parameters=calls_query,
+        ),
+        calls.get_call: _op("One call record.", {"200": call_answer, **_errors(404)}),
+        calls.cancel_call: _op(
+            "Cancel a queued async call (409 once it runs or ran).",
+            {"200": call_answer, **_errors(404, 409)},
+        ),
+        calls.get_log: _op("A call's captured log.", {"200": log, **_errors(404)}),
+        calls.get_response: _op(
+            "An async call's response, as the function gave it (body up to the kept size); "
+            "the call's own status is in Executor-Call-Status.",
+            {"200": kept_response, **_errors(404)},
+        ),
+        invoke.invoke: _op(
+            "Call the route's function: body, query and headers pass through.",
+            invoke_responses,
+            requestBody={
+                "required": False,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            },
+        ),
     }
+    paths: dict[str, dict[str, Any]] = {}
+    for route in router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        template = info.get("formatter") or info.get("path")
+        if template is None or route.method == "HEAD":
+            continue
+        # aiohttp's `{path:.+}` is OpenAPI's `{path}`.
+        template = PLACEHOLDER.sub(r"{\1}", template)
+        item = paths.setdefault(template, {})
+        names = PLACEHOLDER.findall(template)
+        if names:
+            item["parameters"] = [PATH_PARAMETERS[name] for name in names]
+        op = operations[route.handler]
+        for method in ANY_METHOD if route.method == "*" else (route.method.lower(),):
+            item[method] = dict(op)
+            if method in ("get", "delete"):
+                item[method].pop("requestBody", None)
     return {
         "openapi": "3.1.0",
         "info": {"title": "executor", "version": __version__},

@@ -1,4 +1,7 @@
-"""The one thin wrapper over aiodocker: every Docker Engine API call the executor makes.
+"""The container driver: `Engine`, what the executor asks of a container engine, and
+`DockerEngine`, the one thin wrapper over aiodocker that makes every Docker Engine API
+call. Tests drive the pools, the cold runner and the invoker with a fake `Engine`
+(tests/fake_engine.py).
 
 Two clients share the engine: `_api` for short requests, and `_streams`, with a connector
 of its own and no connection limit, for attach and events streams that last as long as a
@@ -12,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiodocker
 import aiohttp
@@ -20,26 +23,10 @@ import orjson
 from aiodocker.stream import Stream
 from yarl import URL
 
+from executor.errors import EngineDown, EngineError
+from executor.tasks import TaskGroup
+
 T = TypeVar("T")
-
-
-class EngineError(Exception):
-    """The engine answered with an error (status is the engine's HTTP status)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def missing_image(exc: EngineError) -> bool:
-    """The engine's answer when a container's image is not there (a create's 404)."""
-    return exc.status == 404 and "image" in exc.message.lower()
-
-
-class EngineUnreachable(EngineError):
-    def __init__(self, message: str) -> None:
-        super().__init__(503, f"Docker engine unreachable: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +35,66 @@ class ImageInfo:
     user: str
 
 
-class Stdio:
+class Stdio(Protocol):
     """A container's attached stdin/stdout/stderr, opened before the container starts."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    def end_input(self) -> None:
+        """Ends the container's stdin (what `docker run -i` does at EOF)."""
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next chunk of output as (stream, data), or None at EOF; stream is Docker's
+        attach stream number (1 stdout, 2 stderr)."""
+
+    async def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    """What the executor asks of a container engine. Failures raise `EngineError`
+    (`EngineDown` when it does not answer)."""
+
+    async def close(self) -> None: ...
+
+    async def version(self) -> dict[str, Any]: ...
+
+    async def image(self, ref: str) -> ImageInfo | None:
+        """The image's ID and USER, or None when the engine does not have it."""
+
+    async def pull(self, ref: str) -> None: ...
+
+    async def create(self, config: dict[str, Any], name: str | None = None) -> str:
+        """A new container's id. Cancel-safe: one created after the caller gave up is
+        removed."""
+
+    async def attach(self, container_id: str, stdin: bool = True) -> Stdio: ...
+
+    async def start(self, container_id: str) -> None: ...
+
+    async def pid(self, container_id: str) -> int | None:
+        """The host pid of the container's main process, None when it is not running."""
+
+    def owns(self, pid: int, container_id: str) -> bool:
+        """Whether process `pid` (as this process sees it) runs in the container."""
+
+    async def remove(self, container_id: str) -> None:
+        """Kill (if running) and remove; a container already gone is not an error."""
+
+    async def containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """All containers (running or not) carrying every one of these labels."""
+
+    def events(
+        self,
+        filters: dict[str, list[str]],
+        since: str | None = None,
+        on_subscribed: Callable[[], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The engine's event stream, one dict per event, until the stream breaks;
+        `on_subscribed` runs once no later event can be missed."""
+
+
+class DockerStdio:
+    """Stdio over an aiodocker attach stream."""
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
@@ -67,8 +112,6 @@ class Stdio:
             transport.write_eof()
 
     async def read(self) -> tuple[int, bytes] | None:
-        """The next chunk of output as (stream, data), or None at EOF; stream is Docker's
-        attach stream number (1 stdout, 2 stderr)."""
         message = await _attached(self._stream.read_out)
         return None if message is None else (message.stream, message.data)
 
@@ -77,38 +120,36 @@ class Stdio:
 
 
 class DockerEngine:
-    def __init__(self, url: str, on_error: Callable[[str], None] | None = None) -> None:
-        self.url = url
+    def __init__(
+        self, url: str, work: TaskGroup, on_error: Callable[[str], None] | None = None
+    ) -> None:
         # Told the operation of every call that failed (executor_docker_errors_total).
         self._on_error = on_error
         self._api = aiodocker.Docker(url=url)
         self._streams = _unlimited_client(url)
-        self._cleanups: set[asyncio.Future] = set()
+        self._work = work  # removals of containers created after their caller gave up
 
     async def _call(
         self, operation: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
     ) -> T:
-        """Runs one aiodocker call, turning its failures into EngineError/EngineUnreachable."""
+        """Runs one aiodocker call, turning its failures into EngineError/EngineDown."""
         try:
             return await fn(*args, **kwargs)
         except aiodocker.DockerError as exc:
             error: EngineError = _engine_error(exc)
         except (aiohttp.ClientError, OSError) as exc:
-            error = EngineUnreachable(str(exc) or type(exc).__name__)
+            error = EngineDown(str(exc) or type(exc).__name__)
         if not _expected(operation, error):
             self._failed(operation)
         raise error
 
     async def close(self) -> None:
-        if self._cleanups:
-            await asyncio.wait(self._cleanups, timeout=10)
         await asyncio.gather(self._api.close(), self._streams.close(), return_exceptions=True)
 
     async def version(self) -> dict[str, Any]:
         return await self._call("version", self._api.version)
 
     async def image(self, ref: str) -> ImageInfo | None:
-        """The image's ID and USER, or None when the engine does not have it."""
         try:
             data = await self._call("image_inspect", self._api.images.inspect, ref)
         except EngineError as exc:
@@ -134,9 +175,7 @@ class DockerEngine:
         try:
             container = await asyncio.shield(creating)
         except asyncio.CancelledError:
-            task = asyncio.ensure_future(self._remove_once_created(creating))
-            self._cleanups.add(task)
-            task.add_done_callback(self._cleanups.discard)
+            self._work.spawn(self._remove_once_created(creating), "remove once created")
             raise
         return container.id
 
@@ -159,18 +198,24 @@ class DockerEngine:
 
         stream = Stream(self._streams, setup, aiohttp.ClientTimeout())
         await self._call("attach", stream._init)
-        return Stdio(stream)
+        return DockerStdio(stream)
 
     async def pid(self, container_id: str) -> int | None:
-        """The host pid of the container's main process, None when it is not running."""
         data = await self._call("inspect", self._api.containers.container(container_id).show)
         return (data.get("State") or {}).get("Pid") or None
 
     async def start(self, container_id: str) -> None:
         await self._call("start", self._api.containers.container(container_id).start)
 
+    def owns(self, pid: int, container_id: str) -> bool:
+        # The engine's cgroup for a container is named after its id.
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                return container_id in f.read()
+        except OSError:
+            return False
+
     async def remove(self, container_id: str) -> None:
-        """Kill (if running) and remove; a container already gone is not an error."""
         try:
             await self._call(
                 "remove", self._api.containers.container(container_id).delete, force=True
@@ -181,7 +226,6 @@ class DockerEngine:
             raise
 
     async def containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        """All containers (running or not) carrying every one of these labels."""
         filters = orjson.dumps({"label": [f"{k}={v}" for k, v in labels.items()]}).decode()
         containers = await self._call("list", self._api.containers.list, all=True, filters=filters)
         return [c._container for c in containers]
@@ -192,11 +236,7 @@ class DockerEngine:
         since: str | None = None,
         on_subscribed: Callable[[], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The engine's event stream, one dict per event, until the stream breaks.
-
-        The engine answers with headers as soon as the subscription is in place, so
-        `on_subscribed` runs when no later event can be missed.
-        """
+        # The engine answers with headers as soon as the subscription is in place.
         params = {"filters": orjson.dumps(filters).decode()}
         if since is not None:
             params["since"] = since
@@ -218,7 +258,7 @@ class DockerEngine:
             raise _engine_error(exc) from None
         except (aiohttp.ClientError, OSError) as exc:
             self._failed("events")
-            raise EngineUnreachable(str(exc) or type(exc).__name__) from None
+            raise EngineDown(str(exc) or type(exc).__name__) from None
 
     def _failed(self, operation: str) -> None:
         if self._on_error is not None:
@@ -244,7 +284,7 @@ async def _attached(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     except aiodocker.DockerError as exc:
         raise _engine_error(exc) from None
     except (aiohttp.ClientError, OSError) as exc:
-        raise EngineUnreachable(str(exc) or type(exc).__name__) from None
+        raise EngineDown(str(exc) or type(exc).__name__) from None
 
 
 def _expected(operation: str, error: EngineError) -> bool:
@@ -261,5 +301,5 @@ def _engine_error(exc: aiodocker.DockerError) -> EngineError:
     if isinstance(message, dict):
         message = message.get("message", str(message))
     if exc.status == AIODOCKER_CANNOT_CONNECT:
-        return EngineUnreachable(str(message))
+        return EngineDown(str(message))
     return EngineError(exc.status, str(message))

@@ -67,7 +67,6 @@ class Output:
         self._body = bytearray()
         self._log = bytearray()
         self.log_dropped = 0
-        self.too_large = False
 
     def add(self, stream: int, data: bytes) -> bool:
         if stream == STDERR:
@@ -76,7 +75,6 @@ class Output:
             self.log_dropped += max(len(data) - max(room, 0), 0)
             return True
         if len(self._body) + len(data) > self._max_body:
-            self.too_large = True
             return False
         self._body += data
         return True

@@ -92,22 +92,10 @@ class PoolPolicy(Generic[W]):
     def waiting(self) -> int:
         return len(self._queue)
 
-    @property
-    def size(self) -> int:
-        return len(self._slots)
-
     def backing_off(self) -> bool:
         return self._clock() < self._backoff_until
 
     # -- calls ---------------------------------------------------------------------------
-
-    def acquire(self, waiter: W, urgent: bool = True) -> str | None:
-        """An idle container for the call (most recently used first), or None: the call is
-        queued, first come first served, sync (`urgent`) calls before async ones."""
-        key = self.acquire_idle()
-        if key is None:
-            self.enqueue(waiter, urgent)
-        return key
 
     def acquire_idle(self) -> str | None:
         """The most recently used idle container, taken for a call; None if none is idle
@@ -119,6 +107,8 @@ class PoolPolicy(Generic[W]):
         return None
 
     def enqueue(self, waiter: W, urgent: bool = True) -> None:
+        """No idle container: the call waits, first come first served, sync (`urgent`)
+        calls before async ones."""
         (self._queue.urgent if urgent else self._queue.later)[waiter] = None
 
     def cancel(self, waiter: W) -> bool:

@@ -8,7 +8,6 @@ idle_timeout change in place.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -20,15 +19,18 @@ from executor.admission import Admission
 from executor.calls import Call, Response
 from executor.config import Settings
 from executor.docker import spec
-from executor.docker.engine import DockerEngine, ImageInfo
-from executor.errors import BadSetting, ServiceUnavailable
+from executor.docker.engine import Engine, ImageInfo
+from executor.docker.events import ContainerEvents
+from executor.errors import NOT_TAKING_CALLS, BadSetting, ServiceUnavailable, ShuttingDown
 from executor.formats import http_stream
+from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
 from executor.models import App, Route
 from executor.pool import iofs
-from executor.pool.events import ContainerEvents
-from executor.pool.hot import HotPool, PoolContext, PoolRetired
+from executor.pool.container import HotContext
+from executor.pool.hot import HotPool, PoolRetired
 from executor.pool.readiness import SocketWatcher
+from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -65,48 +67,55 @@ def _own_folder(group: str) -> str:
 class HotPools:
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         events: ContainerEvents,
         identity: spec.Identity,
         settings: Settings,
         metrics: Metrics,
         admission: Admission,
-        on_log: Callable[[str, bytes], None] | None = None,
+        on_log: Callable[[str, bytes], None],
+        lifecycle: Lifecycle,
+        work: TaskGroup,
     ) -> None:
         self._settings = settings
         self._identity = identity
-        self._tasks: set[asyncio.Task] = set()
+        self._lifecycle = lifecycle
         root = iofs_root(settings, identity.group)
         # This group's directories: nothing else uses them while we hold the store lock.
         iofs.clear(root)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
-        self._ctx = PoolContext(
+        self._ctx = HotContext(
             engine=engine,
             events=events,
             watcher=SocketWatcher(),
-            identity=identity,
             settings=settings,
             iofs_root=root,
             iofs_host_root=iofs_host_root(settings, identity.group),
             metrics=metrics,
             admission=admission,
             on_log=on_log,
-            spawn=self._spawn,
+            lifecycle=lifecycle,
+            work=work,
         )
         self._pools: dict[tuple[str, str], HotPool] = {}
         self._retired: set[HotPool] = set()
-        self._closing = False
 
     # -- routes --------------------------------------------------------------------------
 
     def sync(self, app: App, route: Route, image: ImageInfo) -> None:
         """The route was saved (or its app, or its image changed): keep, update or replace
-        its pool."""
+        its pool. While the executor drains, no pool is opened."""
+        with contextlib.suppress(ShuttingDown):
+            self.open(app, route, image)
+
+    def open(self, app: App, route: Route, image: ImageInfo) -> HotPool | None:
+        """The route's pool, opened or re-keyed as its container body says (None for a
+        route with no pool); ShuttingDown while the executor drains."""
         where = (app.name, route.path)
         if route.format != "http-stream":
             self.remove(*where)
-            return
+            return None
         env = http_stream.environment(app, route)
         body = spec.hot_container(
             identity=self._identity,
@@ -120,15 +129,16 @@ class HotPools:
         current = self._pools.get(where)
         if current is not None and current.key == key:
             current.update(app, route)
-            return
-        if self._closing:
-            return
+            return current
+        if self._lifecycle.draining:
+            raise ShuttingDown(NOT_TAKING_CALLS)
         pool = HotPool(self._ctx, app, route, body, key)
         self._pools[where] = pool
         if current is not None:
             log.info("route %s%s changed: draining its pool", app.name, route.path)
             self._retire(current)
         pool.update(app, route)  # starts min_warm
+        return pool
 
     def remove(self, app_name: str, path: str) -> None:
         pool = self._pools.pop((app_name, path), None)
@@ -174,8 +184,8 @@ class HotPools:
     async def call_after_retire(self, call: Call, pool: HotPool) -> Response:
         """A call whose pool was drained while it waited moves to the route's new pool."""
         while True:
-            if self._closing:
-                raise ServiceUnavailable("executor shutting down: call stopped")
+            if self._lifecycle.draining:
+                raise ShuttingDown()
             latest = self._pools.get((call.app.name, call.route.path))
             if latest is None or latest is pool:
                 raise ServiceUnavailable("route removed while the call waited")
@@ -185,50 +195,38 @@ class HotPools:
             except PoolRetired:
                 continue
 
-    # -- background tasks and shutdown ---------------------------------------------------
-
-    def _spawn(self, coro: Any) -> asyncio.Task:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    # -- retired pools and shutdown ------------------------------------------------------
 
     def _retire(self, pool: HotPool) -> None:
         pool.retire()
         if not pool.empty.is_set():
             self._retired.add(pool)
-            self._spawn(self._forget_when_empty(pool))
+            self._ctx.work.spawn(self._forget_when_empty(pool), "forget a drained pool")
 
     async def _forget_when_empty(self, pool: HotPool) -> None:
         await pool.empty.wait()
         self._retired.discard(pool)
 
-    async def drain(self, grace: float) -> None:
-        """Stops taking calls; calls in flight get `grace` seconds to finish."""
-        self._closing = True
-        pools = [*self._pools.values(), *self._retired]
-        for pool in pools:
+    def _all(self) -> list[HotPool]:
+        return [*self._pools.values(), *self._retired]
+
+    def retire_all(self) -> None:
+        """At the drain: no pool takes calls; idle containers go, busy ones once done."""
+        for pool in self._all():
             pool.retire()
-        waits = [asyncio.ensure_future(p.empty.wait()) for p in pools]
-        if waits:
-            await asyncio.wait(waits, timeout=grace)
-        for wait in waits:
-            wait.cancel()
-        # Past the grace: calls still running are stopped, and answered 503.
-        for pool in pools:
+
+    async def wait_empty(self) -> None:
+        """Until every pool's containers are gone."""
+        for pool in self._all():
+            await pool.empty.wait()
+
+    def remove_all(self) -> None:
+        """Past the grace: removes every container, busy ones too (their calls: 503)."""
+        for pool in self._all():
             pool.remove_all()
 
-    async def close(self) -> None:
-        """Removes every container (busy ones too) and waits, bounded, until they are gone."""
-        self._closing = True
-        for pool in [*self._pools.values(), *self._retired]:
-            pool.remove_all()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.shutdown_grace
-        while self._tasks and loop.time() < deadline:
-            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
-        for task in list(self._tasks):
-            task.cancel()
+    def close(self) -> None:
+        """Once every container is removed: the socket watcher and the iofs folder go."""
         self._ctx.watcher.close()
         with contextlib.suppress(OSError):
             iofs.clear(self._ctx.iofs_root)

@@ -25,7 +25,9 @@ import orjson
 from ulid import ULID
 
 from executor.calls import CallRecord, StoredResponse
+from executor.errors import NotFound
 from executor.models import rfc3339
+from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,8 @@ class CallRecords:
         self._hurry = asyncio.Event()  # someone waits for the commit: no gathering
         self._writing = asyncio.Lock()
         self._pruned_at = 0.0
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # wakes the writer for its last batch
+        self._writer = TaskGroup("call records writer")
         self._reclaim = False
         self.dropped = 0
 
@@ -124,7 +127,10 @@ class CallRecords:
 
     # -- the writer ----------------------------------------------------------------------
 
-    async def run(self) -> None:
+    def start(self) -> None:
+        self._writer.spawn(self._run(), "write call records")
+
+    async def _run(self) -> None:
         while not self._stopping.is_set():
             await self._wake.wait()
             # Gather a batch: one commit for many calls (cut short by close(), or by a
@@ -222,15 +228,14 @@ class CallRecords:
         async with self._writing:
             await self._db.executescript("PRAGMA incremental_vacuum;")
 
-    async def close(self, writer: asyncio.Task) -> None:
+    async def close(self, grace: float) -> None:
         """Stops the writer task and writes what is still waiting (SIGTERM: nothing
         recorded is lost). The task ends on its own: cancelling it mid-write could not
-        stop the write, only lose track of its commit."""
+        stop the write, only lose track of its commit; it is only when stuck past `grace`."""
         self._stopping.set()
         self._wake.set()
         self._hurry.set()
-        await asyncio.wait({writer}, timeout=10)
-        writer.cancel()  # only when stuck past that
+        await self._writer.close(grace)
         await self.flush()
 
     # -- reads (the calls API) -----------------------------------------------------------
@@ -293,6 +298,41 @@ class CallRecords:
         await self.flush()
         rows = await self._db.execute_fetchall("SELECT log FROM call_logs WHERE id = ?", (call_id,))
         return rows[0][0] if rows else ""
+
+
+class NoCallRecords:
+    """The stand-in while call records are off (EXECUTOR_CALL_RECORDS=false): calls end
+    unrecorded, and the calls API answers 404 with the reason."""
+
+    reason = "call records are off (EXECUTOR_CALL_RECORDS=false)"
+
+    def add(self, record: CallRecord, log_data: bytes = b"") -> None:
+        pass
+
+    def add_log(self, call_id: str, data: bytes) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    async def close(self, grace: float) -> None:
+        pass
+
+    async def list(self, app: str, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+        raise NotFound(self.reason)
+
+    async def get(self, call_id: str, app: str | None = None) -> dict[str, Any] | None:
+        raise NotFound(self.reason)
+
+    async def response(self, call_id: str) -> StoredResponse | None:
+        raise NotFound(self.reason)
+
+    async def log(self, call_id: str) -> str:
+        raise NotFound(self.reason)
+
+
+# What the invoker, the pools and the calls API use of the call records.
+Records = CallRecords | NoCallRecords
 
 
 def id_at(moment: float) -> str:

@@ -16,7 +16,7 @@ import orjson
 from ulid import ULID
 
 from executor.errors import BadDatabase
-from executor.models import App, Route, RouteSpec
+from executor.models import App, Route
 from executor.store.lock import DatabaseLock
 from executor.store.migrations import MIGRATIONS
 
@@ -105,7 +105,7 @@ class Store:
         await self._db.commit()
 
     async def save_route(self, route: Route) -> None:
-        spec = orjson.dumps(route.model_dump(include=set(RouteSpec.model_fields)))
+        spec = orjson.dumps(route.spec)
         await self._db.execute(
             "INSERT INTO routes (app, path, id, spec, created_at, updated_at) "
             "VALUES (?,?,?,?,?,?) ON CONFLICT (app, path) DO UPDATE SET "

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from executor.app import create_app
 from executor.config import Settings
-from executor.state import IDENTITY
+from executor.state import EXECUTOR
 from tests.conftest import GROUPS, remove_group_containers
 
 IMAGES = [
@@ -67,11 +67,11 @@ class Executor:
 
     @property
     def group(self) -> str:
-        return self.app[IDENTITY].group
+        return self.app[EXECUTOR].identity.group
 
     @property
     def instance(self) -> str:
-        return self.app[IDENTITY].instance
+        return self.app[EXECUTOR].identity.instance
 
     @property
     def url(self) -> str:
@@ -101,7 +101,7 @@ async def running(settings: Settings) -> AsyncIterator[Executor]:
     app = create_app(settings)
     client = TestClient(TestServer(app))
     await client.start_server()
-    group = app[IDENTITY].group
+    group = app[EXECUTOR].identity.group
     GROUPS.add(group)
     try:
         yield Executor(app, client)

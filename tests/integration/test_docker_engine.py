@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from executor.docker.engine import DockerEngine
+from executor.tasks import TaskGroup
 from tests.conftest import GROUPS, remove_group_containers
 
 GROUP = "test-docker-engine"
@@ -13,10 +14,12 @@ GROUP = "test-docker-engine"
 @pytest.fixture
 async def engine():
     GROUPS.add(GROUP)
-    engine = DockerEngine("unix:///var/run/docker.sock")
+    work = TaskGroup("test")
+    engine = DockerEngine("unix:///var/run/docker.sock", work)
     try:
         yield engine
     finally:
+        await work.close(10)
         await engine.close()
         remove_group_containers(GROUP)
 

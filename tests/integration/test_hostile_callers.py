@@ -15,7 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from executor.app import create_app
-from executor.state import IDENTITY, POOLS
+from executor.state import EXECUTOR
 from tests.conftest import GROUPS, remove_group_containers
 from tests.integration.conftest import Executor, running, settings_for
 from tests.integration.test_async import ended, submit
@@ -96,7 +96,7 @@ async def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_an_error(d
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    GROUPS.add(app[IDENTITY].group)
+    GROUPS.add(app[EXECUTOR].identity.group)
     port = site._server.sockets[0].getsockname()[1]
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client:
@@ -112,7 +112,7 @@ async def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_an_error(d
             await asyncio.sleep(0.3)
     finally:
         await runner.cleanup()
-        remove_group_containers(app[IDENTITY].group)
+        remove_group_containers(app[EXECUTOR].identity.group)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert caplog.text.count("client disconnected during") == 2
 
@@ -259,4 +259,4 @@ async def test_a_call_whose_body_arrives_after_its_route_was_deleted_brings_noth
     assert status == 404, body
     await asyncio.sleep(1)
     assert not hot_containers(executor)
-    assert executor.app[POOLS].pool("t", "/hot") is None
+    assert executor.app[EXECUTOR].pools.pool("t", "/hot") is None

@@ -9,14 +9,14 @@ import shutil
 from pathlib import Path
 
 from executor.pool.pools import iofs_root
-from executor.state import SETTINGS
+from executor.state import EXECUTOR
 from tests.integration.conftest import Executor, running, settings_for
 from tests.integration.test_invoke_hot import HOT, call, eventually, hot_containers, wait_pool
 
 
 def iofs_mounts(ex: Executor) -> list[tuple[str, str, str]]:
     """(mount point, file system, options) of each mount under the executor's iofs root."""
-    root = str(iofs_root(ex.app[SETTINGS], ex.group)) + "/"
+    root = str(iofs_root(ex.app[EXECUTOR].settings, ex.group)) + "/"
     with open("/proc/self/mountinfo") as f:
         fields = [line.split() for line in f]
     return [
@@ -59,7 +59,7 @@ async def test_a_hot_function_fills_only_its_own_small_tmpfs(executor):
 
 async def test_a_missing_iofs_root_is_made_again(executor):
     await executor.route("/hot", HOT, format="http-stream", min_warm=0)
-    root = iofs_root(executor.app[SETTINGS], executor.group)
+    root = iofs_root(executor.app[EXECUTOR].settings, executor.group)
     shutil.rmtree(root)
     response, body = await call(executor, "/hot")
     assert response.status == 200, body

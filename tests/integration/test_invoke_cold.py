@@ -8,7 +8,7 @@ import aiohttp
 import orjson
 
 from executor.calls import Call
-from executor.state import ADMISSION, INVOKER, REGISTRY
+from executor.state import EXECUTOR
 from tests.conftest import group_containers
 from tests.integration.conftest import running, settings_for
 
@@ -72,10 +72,10 @@ async def test_stderr_is_the_log_not_the_body(executor):
     assert await response.text() == "the answer\n"
 
     # The log is kept with the call (records and their API come with [observe]).
-    registry = executor.app[REGISTRY]
+    registry = executor.app[EXECUTOR].registry
     route = registry.route("t", "/stderr")
     call = Call(app=registry.app("t"), route=route, method="POST", url="u", headers=[], body=b"")
-    result = await executor.app[INVOKER].invoke(call)
+    result = await executor.app[EXECUTOR].invoker.invoke(call)
     assert result.body == b"the answer\n"
     assert call.log == b"log line 1\nlog line 2\n"
 
@@ -164,7 +164,7 @@ async def test_image_removed_after_the_route_was_made_is_502(executor):
         await executor.route("/gone", tag)
     finally:
         subprocess.run(["docker", "rmi", tag], check=True, capture_output=True)
-    executor.app[REGISTRY]._images.clear()  # as after a restart: nothing cached
+    executor.app[EXECUTOR].registry._images.clear()  # as after a restart: nothing cached
     response = await executor.client.post("/r/t/gone")
     assert response.status == 502
     assert tag in (await response.json())["error"]["message"]
@@ -185,7 +185,7 @@ async def test_a_burst_of_200_cold_calls_all_answer_with_starts_bounded(executor
     assert [status for status, _ in results] == [200] * 200
     assert [body for _, body in results] == [f"Hello n{i}!\n".encode() for i in range(200)]
     # The engine saw at most EXECUTOR_MAX_STARTS (8) creates and starts at once.
-    assert executor.app[ADMISSION].starts.peak == 8
+    assert executor.app[EXECUTOR].admission.starts.peak == 8
 
 
 async def test_a_fork_bomb_is_contained_and_others_keep_answering(executor):

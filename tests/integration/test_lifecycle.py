@@ -10,7 +10,7 @@ import pytest
 
 from executor.errors import StoreLocked
 from executor.pool.pools import iofs_root
-from executor.state import SETTINGS
+from executor.state import EXECUTOR
 from executor.store.sqlite import Store
 from tests.conftest import GROUPS, group_containers, remove_group_containers
 from tests.integration.conftest import running, settings_for
@@ -115,7 +115,7 @@ async def test_a_copy_of_the_database_never_touches_the_originals_containers(tmp
             assert set(group_containers(first.group)) == mine  # not taken for orphans
             await wait_pool(second, "/hot", idle=2)
         assert set(group_containers(first.group)) == mine
-        assert iofs_root(first.app[SETTINGS], first.group).is_dir()  # its folder too
+        assert iofs_root(first.app[EXECUTOR].settings, first.group).is_dir()  # its folder too
         response = await first.client.post("/r/t/hot")
         assert response.status == 200
     async with running(settings_for(original)) as again:

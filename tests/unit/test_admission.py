@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
-from executor.admission import Admission, Closed, NoRoom
+from executor.admission import Admission, NoRoom
+from executor.errors import ShuttingDown
+from executor.lifecycle import Lifecycle, Phase
 
 
 def soon(seconds: float) -> float:
@@ -119,15 +121,17 @@ async def test_calls_come_before_min_warm_refills_queued_earlier():
     await asyncio.gather(blocked, small_refill)
 
 
-async def test_closing_fails_waiting_and_later_reservations():
-    admission = Admission(budget_mib=100, max_starts=8)
+async def test_a_drain_fails_waiting_and_later_reservations():
+    lifecycle = Lifecycle()
+    admission = Admission(budget_mib=100, max_starts=8, lifecycle=lifecycle)
     await admission.reserve(100, None, None)
     waiting = asyncio.create_task(admission.reserve(50, soon(5), None))
     await asyncio.sleep(0.01)
-    admission.close()
-    with pytest.raises(Closed):
+    lifecycle.enter(Phase.DRAINING)
+    admission.refuse_waiting()
+    with pytest.raises(ShuttingDown):
         await waiting
-    with pytest.raises(Closed):
+    with pytest.raises(ShuttingDown):
         await admission.reserve(1, soon(5), None)
     admission.release(100)
     assert admission.free == 100 and admission.waiting == 0

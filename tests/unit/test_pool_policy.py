@@ -24,6 +24,14 @@ def policy(clock: Clock, min_warm: int = 0, max_containers: int = 3, idle: float
     return PoolPolicy[str](Limits(min_warm, max_containers, idle), clock)
 
 
+def acquire(p: PoolPolicy, waiter: str, urgent: bool = True) -> str | None:
+    """What HotPool.call does: an idle container, or the call waits."""
+    key = p.acquire_idle()
+    if key is None:
+        p.enqueue(waiter, urgent)
+    return key
+
+
 def start(p: PoolPolicy, *keys: str) -> None:
     for key in keys:
         p.starting(key)
@@ -46,18 +54,18 @@ def test_a_call_takes_the_most_recently_used_idle_container(clock):
     p = policy(clock)
     start(p, "a", "b")
     clock.now += 1
-    assert p.acquire("c1") == "b"
+    assert acquire(p, "c1") == "b"
     assert p.release("b") is None
     clock.now += 1
-    assert p.acquire("c2") == "b"  # b again: most recently used
+    assert acquire(p, "c2") == "b"  # b again: most recently used
     assert p.slots()[1].calls == 2
 
 
 def test_no_idle_container_starts_a_fresh_one_per_waiting_call(clock):
     p = policy(clock, max_containers=2)
-    assert p.acquire("c1") is None
-    assert p.acquire("c2") is None
-    assert p.acquire("c3") is None
+    assert acquire(p, "c1") is None
+    assert acquire(p, "c2") is None
+    assert acquire(p, "c3") is None
     assert p.starts_wanted() == 2  # capped by max_containers
     p.starting("a")
     assert p.starts_wanted() == 1
@@ -72,8 +80,8 @@ def test_no_idle_container_starts_a_fresh_one_per_waiting_call(clock):
 def test_a_call_takes_a_freed_container_before_its_fresh_one(clock):
     p = policy(clock)
     start(p, "a")
-    assert p.acquire("c1") == "a"
-    assert p.acquire("c2") is None
+    assert acquire(p, "c1") == "a"
+    assert acquire(p, "c2") is None
     p.starting("b")
     assert p.release("a") == Assignment("c2", "a", warm=True)
     # The fresh one stays in the pool.
@@ -84,10 +92,10 @@ def test_a_call_takes_a_freed_container_before_its_fresh_one(clock):
 def test_sync_calls_go_before_async_ones_first_come_first_served(clock):
     p = policy(clock, max_containers=1)
     start(p, "a")
-    assert p.acquire("busy") == "a"
-    p.acquire("async1", urgent=False)
-    p.acquire("sync1")
-    p.acquire("sync2")
+    assert acquire(p, "busy") == "a"
+    acquire(p, "async1", urgent=False)
+    acquire(p, "sync1")
+    acquire(p, "sync2")
     order = []
     for _ in range(3):
         assignment = p.release("a")
@@ -98,9 +106,9 @@ def test_sync_calls_go_before_async_ones_first_come_first_served(clock):
 def test_a_cancelled_waiter_is_skipped(clock):
     p = policy(clock, max_containers=1)
     start(p, "a")
-    p.acquire("busy")
-    p.acquire("w1")
-    p.acquire("w2")
+    acquire(p, "busy")
+    acquire(p, "w1")
+    acquire(p, "w2")
     assert p.cancel("w1")
     assert not p.cancel("w1")
     assert p.release("a").waiter == "w2"
@@ -126,7 +134,7 @@ def test_idle_containers_above_min_warm_expire_least_recently_used_first(clock):
 def test_a_busy_container_does_not_expire(clock):
     p = policy(clock, idle=10)
     start(p, "a")
-    p.acquire("c")
+    acquire(p, "c")
     clock.now += 100
     assert p.expired() == []
     p.release("a")
@@ -138,8 +146,8 @@ def test_a_busy_container_does_not_expire(clock):
 
 def test_start_failures_back_off_and_fail_the_waiting_calls(clock):
     p = policy(clock, min_warm=1)
-    p.acquire("c1")
-    p.acquire("c2")
+    acquire(p, "c1")
+    acquire(p, "c2")
     p.starting("a")
     p.starting("b")
     assert p.start_failed("a") == []  # b may still serve them
@@ -166,18 +174,18 @@ def test_start_failures_back_off_and_fail_the_waiting_calls(clock):
 def test_removed_containers_are_replaced_up_to_min_warm(clock):
     p = policy(clock, min_warm=2)
     start(p, "a", "b")
-    p.acquire("c")
+    acquire(p, "c")
     p.remove("b")  # died while busy
     p.remove("a")  # died while idle
-    assert p.size == 0
+    assert not p.slots()
     assert p.starts_wanted() == 2
 
 
 def test_limits_change_in_place(clock):
     p = policy(clock, min_warm=1, max_containers=1)
     start(p, "a")
-    p.acquire("c1")
-    p.acquire("c2")
+    acquire(p, "c1")
+    acquire(p, "c2")
     assert p.starts_wanted() == 0
     p.limits = Limits(min_warm=1, max_containers=4, idle_timeout=30)
     assert p.starts_wanted() == 1
@@ -186,14 +194,14 @@ def test_limits_change_in_place(clock):
 def test_drain_takes_every_idle_container_and_waiter(clock):
     p = policy(clock, max_containers=2)
     start(p, "a", "b")
-    p.acquire("c1")
-    p.acquire("c2")
-    p.acquire("c3")
+    acquire(p, "c1")
+    acquire(p, "c2")
+    acquire(p, "c3")
     assert p.take_idle() == []
     assert p.drain_queue() == ["c3"]
     p.release("a")
     assert p.take_idle() == ["a"]
-    assert p.size == 1
+    assert len(p.slots()) == 1
 
 
 def test_deterministic_replay(clock):
@@ -205,7 +213,7 @@ def test_deterministic_replay(clock):
         log = []
         for i in range(200):
             c.now += (i * 7919) % 13 / 2
-            key = p.acquire(i)
+            key = acquire(p, i)
             log.append(("acquire", i, key))
             for j in range(p.starts_wanted()):
                 name = f"k{i}-{j}"

@@ -3,7 +3,6 @@ the call's record, waiters learn of the commit, and the queue reads back in orde
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,9 +35,9 @@ async def records(store: Store) -> AsyncIterator[CallRecords]:
     records = CallRecords(
         store.connection, flush_interval=5.0, max_log_bytes=64, max_count=1000, max_age=3600.0
     )
-    writer = asyncio.create_task(records.run())
+    records.start()
     yield records
-    await records.close(writer)
+    await records.close(10)
 
 
 def queued(call_id: str, state="queued", error=None):

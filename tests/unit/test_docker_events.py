@@ -1,6 +1,6 @@
 import asyncio
 
-from executor.pool.events import ContainerEvents
+from executor.docker.events import ContainerEvents
 
 
 def die(cid, code, time_nano=1_700_000_000_123_456_789):

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from executor.docker.engine import DockerEngine, EngineError
+from executor.docker.engine import Engine
+from executor.errors import EngineError
+from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ class EventStream:
     """One filtered subscription to the engine's events, reopened with `since` (so no event
     is lost) and backoff whenever it breaks."""
 
-    def __init__(self, engine: DockerEngine, filters: dict[str, list[str]]) -> None:
+    def __init__(self, engine: Engine, filters: dict[str, list[str]]) -> None:
         self._engine = engine
         self._filters = filters
         self._since: str | None = None
@@ -71,32 +73,31 @@ class EventStream:
 class ImageEvents(EventStream):
     """Image tags, builds and removals: a rebuilt tag must drain the pools that run it."""
 
-    def __init__(self, engine: DockerEngine, on_change: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, engine: Engine, on_change: Callable[[], Awaitable[None]], tasks: TaskGroup
+    ) -> None:
         super().__init__(
             engine, {"type": ["image"], "event": ["tag", "untag", "delete", "import", "load"]}
         )
         self._on_change = on_change
+        self._tasks = tasks
         self._pending: asyncio.Task | None = None
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         # A build sends several events at once: one refresh after them is enough.
         if self._pending is None or self._pending.done():
-            self._pending = asyncio.create_task(self._refresh())
+            self._pending = self._tasks.spawn(self._refresh(), "refresh images")
 
     async def _refresh(self) -> None:
         await asyncio.sleep(0.05)
         try:
             await self._on_change()
-        except Exception:
-            log.exception("refreshing images after an image event failed")
-
-    async def stop(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
+        except EngineError as exc:
+            log.warning("refreshing images after an image event failed: %s", exc.message)
 
 
 class ContainerEvents(EventStream):
-    def __init__(self, engine: DockerEngine, group_id: str) -> None:
+    def __init__(self, engine: Engine, group_id: str) -> None:
         super().__init__(
             engine,
             {

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from executor.docker.engine import DockerEngine, EngineError
+from executor.docker.engine import Engine
+from executor.docker.events import ContainerEvents
 from executor.docker.spec import Identity
-from executor.pool.events import ContainerEvents
+from executor.errors import EngineError
 
 log = logging.getLogger(__name__)
 
 
-async def remove_orphans(engine: DockerEngine, identity: Identity) -> int:
+async def remove_orphans(engine: Engine, identity: Identity) -> int:
     """Removes the group's containers whose instance is not this one; returns how many."""
     containers = await engine.containers(
         {"executor.managed": "true", "executor.group": identity.group}
@@ -36,7 +37,7 @@ async def remove_orphans(engine: DockerEngine, identity: Identity) -> int:
 
 
 async def remove_orphans_when_connected(
-    engine: DockerEngine, identity: Identity, events: ContainerEvents
+    engine: Engine, identity: Identity, events: ContainerEvents
 ) -> None:
     """Removes the orphans once the engine answers, however long that takes."""
     while True:
