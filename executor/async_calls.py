@@ -35,6 +35,7 @@ from executor.errors import (
 from executor.invoker import Invoker
 from executor.lifecycle import Lifecycle
 from executor.registry import Registry
+from executor.routing import bind, call_path
 from executor.store import queue
 from executor.store.calls import CallRecords, Op
 from executor.store.queue import Queued, Request
@@ -94,6 +95,9 @@ class AsyncCalls:
     @property
     def running(self) -> int:
         return len(self._runs)
+
+    def queued_by_route(self) -> dict[RouteKey, int]:
+        return {key: backlog.calls for key, backlog in self._route_backlog.items()}
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -279,6 +283,7 @@ class AsyncCalls:
             body=request.body,
             id=q.id,
             background=True,
+            params=bind(route.path, call_path(request.url, q.app)) if route.parameters else {},
         )
         record, response = await self._invoker.run_queued(call, self._keep)
         record = record._replace(created_at=q.created_at)
@@ -307,7 +312,7 @@ class AsyncCalls:
             route = self._registry.route(*key)
         except NotFound:
             return 1  # its calls end at once, in error
-        share = HOT_ROUTE_SHARE if route.format == "http-stream" else 1
+        share = HOT_ROUTE_SHARE if route.hot else 1
         return share * route.max_containers
 
     def _retries(self, q: Queued) -> int:
@@ -330,6 +335,9 @@ class NoAsyncCalls:
 
     queued = 0
     running = 0
+
+    def queued_by_route(self) -> dict[tuple[str, str], int]:
+        return {}
 
     async def recover(self) -> None:
         pass

@@ -60,6 +60,8 @@ class Call:
     log: bytes = b""
     # An async call, run from the queue: it waits for hot containers behind sync calls.
     background: bool = False
+    # The values of the route's `:name` path segments in this call's URL.
+    params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.deadline:

@@ -114,7 +114,7 @@ def routes_create(
     app: str,
     path: str,
     image: str,
-    format: Annotated[str | None, typer.Option(help="default or http-stream")] = None,
+    format: Annotated[str | None, typer.Option(help="default, http or http-stream")] = None,
     type: Annotated[str | None, typer.Option(help="sync or async")] = None,
     memory: Annotated[int | None, typer.Option(help="MiB")] = None,
     timeout: Annotated[int | None, typer.Option(help="seconds")] = None,

@@ -91,15 +91,7 @@ class ColdRunner:
             raise
 
     async def _run_container(self, call: Call, image: ImageInfo) -> Response:
-        env = default.environment(
-            app=call.app,
-            route=call.route,
-            call_id=call.id,
-            deadline=call.deadline_utc,
-            method=call.method,
-            url=call.url,
-            headers=call.headers,
-        )
+        env = default.environment(call)
         config = spec.cold_container(
             identity=self._identity,
             app=call.app,

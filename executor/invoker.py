@@ -32,6 +32,7 @@ from executor.metrics import Metrics
 from executor.pool.hot import PoolRetired
 from executor.pool.pools import HotPools
 from executor.registry import Registry
+from executor.stats import CallStats
 from executor.store.calls import Records
 
 
@@ -44,8 +45,10 @@ class Invoker:
         metrics: Metrics,
         records: Records,
         lifecycle: Lifecycle,
+        stats: CallStats,
     ) -> None:
         self._registry = registry
+        self._stats = stats
         self._cold = cold
         self._pools = pools
         self._metrics = metrics
@@ -124,10 +127,21 @@ class Invoker:
         )
 
     async def _run(self, call: Call) -> Response:
+        key = (call.app.name, call.route.path)
+        self._stats.started(key)
+        failed = True
+        try:
+            response = await self._serve(call)
+            failed = response.status >= 500
+            return response
+        finally:
+            self._stats.ended(key, failed)
+
+    async def _serve(self, call: Call) -> Response:
         if self._lifecycle.draining:
             raise ShuttingDown(NOT_TAKING_CALLS)
         route = call.route
-        if route.format == "http-stream":
+        if route.hot:
             pool = self._pools.pool(call.app.name, route.path)
             if pool is None:
                 # Not announced yet (the engine was unreachable at start-up, say). The

@@ -16,9 +16,15 @@ from executor.config import Settings
 from executor.errors import InvalidInput
 
 APP_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
-ROUTE_PATH_RE = re.compile(r"^(/(?!\.\.?(/|$))[A-Za-z0-9._-]+)+$")
+# Segments of [A-Za-z0-9._-] (not "." or ".."), or `:name` parameters (IronFunctions').
+ROUTE_PATH_RE = re.compile(r"^(/((?!\.\.?(/|$))[A-Za-z0-9._-]+|:[A-Za-z_][A-Za-z0-9_]*))+$")
 ROUTE_PATH_MAX = 255
-ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Config keys: any case (IronFunctions'), exposed to the function upper-cased.
+CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The formats whose containers are kept between calls (a hot pool).
+HOT_FORMATS = frozenset({"http-stream", "http"})
+# What the API shows of a route's jwt_key (and takes back as "unchanged").
+JWT_KEY_SHOWN = "********"
 # RFC 9110 token characters.
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # A Docker image reference, loosely: registry/name:tag or @digest. The engine decides.
@@ -71,7 +77,7 @@ class App(AppSpec):
 class RouteSpec(_Strict):
     path: str
     image: str
-    format: Literal["default", "http-stream"] = "default"
+    format: Literal["default", "http-stream", "http"] = "default"
     type: Literal["sync", "async"] = "sync"
     memory: int = 128
     cpus: float | None = None
@@ -86,14 +92,42 @@ class RouteSpec(_Strict):
     tmpfs_size: int = 64
     auth: Literal["none", "token"] = "none"
     retries: int = 0
+    # IronFunctions' per-route authentication: calls need a JWT signed (HS256) with it.
+    jwt_key: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _min_warm_follows_format(cls, data: Any) -> Any:
-        # http-stream routes keep one container hot by default; default-format ones cannot.
+        # Hot routes keep one container hot by default; default-format ones cannot.
         if isinstance(data, dict) and data.get("min_warm") is None:
-            data = {**data, "min_warm": 1 if data.get("format") == "http-stream" else 0}
+            hot = isinstance(data.get("format"), str) and data["format"] in HOT_FORMATS
+            data = {**data, "min_warm": 1 if hot else 0}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_concurrency_is_max_containers(cls, data: Any) -> Any:
+        # IronFunctions' name for the per-route container cap; 0 is its "not set".
+        if not isinstance(data, dict) or "max_concurrency" not in data:
+            return data
+        data = dict(data)
+        value = data.pop("max_concurrency")
+        if value is None or (isinstance(value, int) and value == 0):
+            return data
+        if data.get("max_containers", value) != value:
+            raise ValueError("max_concurrency and max_containers differ: they are one field")
+        data["max_containers"] = value
+        return data
+
+    @property
+    def hot(self) -> bool:
+        """Whether its containers are kept between calls (a hot pool serves it)."""
+        return self.format in HOT_FORMATS
+
+    @property
+    def parameters(self) -> list[str]:
+        """The names of its `:name` segments, in order."""
+        return [part[1:] for part in self.path.split("/") if part.startswith(":")]
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -177,7 +211,7 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
     _check_range("route.idle_timeout", route.idle_timeout, 1, s.idle_timeout_max, "seconds")
     _check_range("route.max_containers", route.max_containers, 1, s.max_containers_max)
     _check_range("route.min_warm", route.min_warm, 0, route.max_containers, "(max_containers)")
-    if route.format == "default" and route.min_warm != 0:
+    if not route.hot and route.min_warm != 0:
         raise InvalidInput("route.min_warm: must be 0 for format 'default' (cold containers)")
     _check_config(route.config, "route.config")
     for name, values in route.headers.items():
@@ -195,6 +229,15 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
         raise InvalidInput("route.retries: only async routes are retried")
     if route.auth == "token" and not s.api_token:
         raise InvalidInput("route.auth: 'token' needs the executor's EXECUTOR_API_TOKEN set")
+    if route.jwt_key is not None and route.auth == "token":
+        raise InvalidInput("route.jwt_key: not with auth 'token' (both are Authorization)")
+    if route.jwt_key is not None and not 1 <= len(route.jwt_key) <= 4096:
+        raise InvalidInput("route.jwt_key: from 1 to 4096 characters")
+    if route.jwt_key is not None and set(route.jwt_key) == {"*"}:
+        raise InvalidInput(f"route.jwt_key: {JWT_KEY_SHOWN!r} stands for the key already set")
+    names = route.parameters
+    if len(set(names)) != len(names):
+        raise InvalidInput("route.path: a parameter name appears twice")
     return route
 
 
@@ -205,11 +248,18 @@ def _check_range(field: str, value: float, low: float, high: float, unit: str = 
 
 
 def _check_config(config: dict[str, str], field: str) -> None:
+    seen: dict[str, str] = {}
     for name, value in config.items():
-        if not ENV_NAME_RE.fullmatch(name):
-            raise InvalidInput(f"{field}: {name!r} must match [A-Z_][A-Z0-9_]*")
-        if name.startswith("FN_"):
+        if not CONFIG_KEY_RE.fullmatch(name):
+            raise InvalidInput(f"{field}: {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        upper = name.upper()
+        if upper.startswith("FN_"):
             raise InvalidInput(f"{field}: {name!r}: names starting with FN_ are reserved")
+        if upper in seen:
+            raise InvalidInput(
+                f"{field}: {seen[upper]!r} and {name!r} are one variable ({upper}) to the function"
+            )
+        seen[upper] = name
         if "\x00" in value or len(value) > CONFIG_VALUE_MAX:
             raise InvalidInput(f"{field}.{name}: no NUL, at most {CONFIG_VALUE_MAX} characters")
 

@@ -26,6 +26,7 @@ from executor.errors import (
 )
 from executor.models import (
     APP_READ_ONLY,
+    JWT_KEY_SHOWN,
     ROUTE_READ_ONLY,
     App,
     AppSpec,
@@ -35,6 +36,7 @@ from executor.models import (
     parse_route,
     rfc3339,
 )
+from executor.routing import RouteTree, bind
 from executor.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class Registry:
         self._settings = settings
         self._apps: dict[str, App] = {}
         self._routes: dict[tuple[str, str], Route] = {}
+        # Each app's routes with `:name` segments, for the calls no exact path serves.
+        self._trees: dict[str, RouteTree[Route]] = {}
         self._images: dict[str, ImageInfo] = {}
         self._lock = asyncio.Lock()
         self._watchers: list[RouteWatcher] = []
@@ -114,6 +118,16 @@ class Registry:
     async def load(self) -> None:
         self._apps = {app.name: app for app in await self._store.apps()}
         self._routes = {(r.app_name, r.path): r for r in await self._store.routes()}
+        for name in self._apps:
+            self._index(name)
+
+    def _index(self, app_name: str) -> None:
+        routes = [(r.path, r) for (a, _), r in self._routes.items() if a == app_name]
+        with_parameters = [(path, r) for path, r in routes if ":" in path]
+        if with_parameters:
+            self._trees[app_name] = RouteTree(with_parameters)
+        else:
+            self._trees.pop(app_name, None)
 
     # -- reads (memory only) ------------------------------------------------------------
 
@@ -126,6 +140,12 @@ class Registry:
             raise NotFound(f"app {name!r} not found")
         return app
 
+    def app_names(self) -> frozenset[str]:
+        return frozenset(self._apps)
+
+    def all_routes(self) -> list[Route]:
+        return sorted(self._routes.values(), key=lambda r: (r.app_name, r.path))
+
     def routes(self, app: str) -> list[Route]:
         self.app(app)
         return sorted((r for (a, _), r in self._routes.items() if a == app), key=lambda r: r.path)
@@ -136,6 +156,22 @@ class Registry:
             self.app(app)
             raise NotFound(f"route {path!r} not found in app {app!r}")
         return route
+
+    def match(self, app: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route a call's path names, and its parameters' values (routing.py says
+        which route wins). NotFound names the app or the path."""
+        route = self._routes.get((app, path))
+        if route is not None:
+            return route, {}
+        tree = self._trees.get(app)
+        if tree is not None and (found := tree.match(path)) is not None:
+            params = bind(found.path, path)
+            for name, value in params.items():
+                if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                    raise InvalidInput(f"route parameter {name!r}: control characters")
+            return found, params
+        self.app(app)
+        raise NotFound(f"route {path!r} not found in app {app!r}")
 
     def current(self, route: Route) -> bool:
         """Whether `route` is still the one served at its path (not deleted or replaced)."""
@@ -205,6 +241,7 @@ class Registry:
                 del self._routes[key]
                 self._announce_removed(*key)
             del self._apps[name]
+            self._index(name)
 
     # -- routes -------------------------------------------------------------------------
 
@@ -220,15 +257,19 @@ class Registry:
         body = _patch_body(payload, "route", ROUTE_READ_ONLY)
         if body.get("path", path) != path:
             raise InvalidInput("route.path: must match the path in the URL")
-        spec = parse_route({**body, "path": path}, self._settings)
         async with self._lock:
             current = self._routes.get((app_name, path))
+            body = _keep_jwt_key(body, current)
+            spec = parse_route({**body, "path": path}, self._settings)
             return await self._save_route(app_name, spec, current), current is None
 
     async def update_route(self, app_name: str, path: str, payload: Any) -> Route:
         async with self._lock:
             current = self.route(app_name, path)
-            patch = _patch_body(payload, "route", ROUTE_READ_ONLY)
+            patch = _keep_jwt_key(_patch_body(payload, "route", ROUTE_READ_ONLY), current)
+            if patch.get("max_concurrency"):
+                # IronFunctions' name, merged as the field it is (models.py checks both).
+                patch.setdefault("max_containers", patch["max_concurrency"])
             if patch.get("path", path) != path:
                 raise InvalidInput("route.path: a route's path cannot be changed")
             merged = _merge(current.spec, patch)
@@ -242,6 +283,7 @@ class Registry:
             self.route(app_name, path)
             await self._store.delete_route(app_name, path)
             del self._routes[(app_name, path)]
+            self._index(app_name)
             self._announce_removed(app_name, path)
 
     async def _save_route(self, app_name: str, spec: RouteSpec, current: Route | None) -> Route:
@@ -259,6 +301,7 @@ class Registry:
         )
         await self._store.save_route(route)
         self._routes[(app_name, route.path)] = route
+        self._index(app_name)
         await self._announce(route)
         return route
 
@@ -295,6 +338,18 @@ def _patch_body(payload: Any, what: str, read_only: frozenset[str]) -> dict[str,
     if not isinstance(payload, dict):
         raise InvalidInput(f"{what}: expected a JSON object")
     return {k: v for k, v in payload.items() if k not in read_only}
+
+
+def _keep_jwt_key(body: dict[str, Any], current: Route | None) -> dict[str, Any]:
+    """A route's GET shows JWT_KEY_SHOWN for its key: sent back, the key stays."""
+    if body.get("jwt_key") != JWT_KEY_SHOWN:
+        return body
+    kept = dict(body)
+    if current is not None and current.jwt_key is not None:
+        kept["jwt_key"] = current.jwt_key
+    else:
+        kept.pop("jwt_key")
+    return kept
 
 
 def _merge(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from executor.lifecycle import Lifecycle, Phase
 from executor.metrics import Metrics
 from executor.pool.pools import HotPools
 from executor.registry import Registry
+from executor.stats import CallStats
 from executor.store.calls import CallRecords, NoCallRecords
 from executor.store.sqlite import Store
 from executor.tasks import TaskGroup
@@ -66,6 +67,7 @@ class Executor:
     admission: Admission
     cold: ColdRunner
     pools: HotPools
+    stats: CallStats
     invoker: Invoker
     async_calls: AsyncCalls | NoAsyncCalls
 
@@ -159,7 +161,10 @@ class Executor:
         self.pools = HotPools(*parts, self.records.add_log, lifecycle, work)
         self.admission.evict_with(self.pools.evict_idle)
         metrics.watch_pools(self.pools.counts)
-        self.invoker = Invoker(registry, self.cold, self.pools, metrics, self.records, lifecycle)
+        self.stats = CallStats()
+        self.invoker = Invoker(
+            registry, self.cold, self.pools, metrics, self.records, lifecycle, self.stats
+        )
         if isinstance(self.records, CallRecords):
             self.async_calls = AsyncCalls(
                 self.store.connection, self.records, registry, self.invoker, s, lifecycle

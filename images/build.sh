@@ -88,14 +88,21 @@ build_python() {
 }
 
 # function_image NAME DIR [BASE]: a function whose Dockerfile takes its base as ARG BASE.
-# In its Dockerfile, "# with: PATH" copies a repository file into the build context, and
-# "# pip: ARGS" installs those packages into python/ there.
+# In its Dockerfile, "# with: PATH" copies a repository file into the build context,
+# "# pip: ARGS" installs those packages into python/ there, and "# go: FILE" builds that
+# Go file of DIR into a static binary `func` there (Debian's golang-go, on the host).
 function_image() {
   local name=$1 dir=$2 base=${3:-$BUSYBOX}
   local ctx; ctx=$(mktemp -d)
   cp -r "$dir"/. "$ctx"/
-  local extra pip
+  local extra pip go
   for extra in $(sed -n 's/^# with: //p' "$dir/Dockerfile"); do cp "$extra" "$ctx"/; done
+  go=$(sed -n 's/^# go: //p' "$dir/Dockerfile")
+  if [ -n "$go" ]; then
+    apt_install golang-go
+    (cd "$ctx" && CGO_ENABLED=0 GOFLAGS=-trimpath GOCACHE="${GOCACHE:-/var/tmp/executor-gocache}" \
+      go build -ldflags='-s -w' -o func "$go")
+  fi
   pip=$(sed -n 's/^# pip: //p' "$dir/Dockerfile")
   # shellcheck disable=SC2086  # the pip line is a list of arguments
   [ -z "$pip" ] || cp -r "$(site_packages $pip)" "$ctx/python"
@@ -111,7 +118,7 @@ source_image() {
   SOURCE=$({
     find "$dir" -type f -print0 | sort -z | xargs -0 sha256sum
     for extra in $(sed -n 's/^# with: //p' "$dir/Dockerfile"); do sha256sum "$extra"; done
-    docker image inspect -f '{{.Id}}' "$base"
+    [ "$base" = scratch ] || docker image inspect -f '{{.Id}}' "$base"
   } | sha256sum | cut -c1-16)
   image "$name" function_image "$name" "$dir" "$base"
   SOURCE=
@@ -124,6 +131,7 @@ image "$PYTHON" build_python
 source_image executor/hello:latest examples/hello
 source_image executor/hello-stream:latest examples/hello-stream "$PYTHON"
 source_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
+source_image executor/go-http:latest examples/go-http scratch
 # Test functions are executor-test/<dir>, benchmark functions executor-bench/<dir>.
 for dir in tests/functions/*/ benchmarks/functions/*/; do
   fn=$(basename "$dir")
@@ -131,5 +139,6 @@ for dir in tests/functions/*/ benchmarks/functions/*/; do
   [ "${dir%%/*}" = benchmarks ] && prefix=executor-bench
   base=$BUSYBOX
   grep -q '^# base: python3' "$dir/Dockerfile" && base=$PYTHON
+  grep -q '^# go: ' "$dir/Dockerfile" && base=scratch
   source_image "$prefix/$fn:latest" "$dir" "$base"
 done

@@ -26,6 +26,9 @@ from executor.errors import EngineDown, EngineError
 from executor.formats import http_stream
 
 ColdProgram = Callable[["FakeContainer"], Awaitable[int]]
+# An `http`-format function: given each request (method, target, headers, body), the raw
+# bytes it writes on stdout (a whole HTTP response, or anything else), or None to exit.
+StdioHandler = Callable[["FakeContainer", str, str, dict[str, str], bytes], Awaitable[bytes | None]]
 Handler = Callable[["FakeContainer", web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -42,17 +45,37 @@ class HotProgram:
     output: bytes = b""
 
 
+@dataclass
+class StdioProgram:
+    """An `http`-format function: it reads requests from stdin one after another."""
+
+    handle: StdioHandler
+
+    async def __call__(self, c: FakeContainer) -> int:
+        while (request := await c.read_request()) is not None:
+            answer = await self.handle(c, *request)
+            if answer is None:
+                return 3
+            c.print(answer)
+        return 0
+
+
 class FakeStdio:
     def __init__(self) -> None:
         self.output: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         self.stdin = bytearray()
         self.stdin_ended = asyncio.Event()
+        self.stdin_grew = asyncio.Event()
         self.closed = False
 
     async def write(self, data: bytes) -> None:
+        self.send(data)
+
+    def send(self, data: bytes) -> None:
         if self.closed:
             raise EngineError(500, "attach stream closed")
         self.stdin += data
+        self.stdin_grew.set()
 
     def end_input(self) -> None:
         self.stdin_ended.set()
@@ -101,6 +124,25 @@ class FakeContainer:
     async def read_stdin(self) -> bytes:
         await self.stdio.stdin_ended.wait()
         return bytes(self.stdio.stdin)
+
+    async def read_request(self) -> tuple[str, str, dict[str, str], bytes] | None:
+        """The next HTTP request on stdin (its body by Content-Length), None at its end."""
+        stdin = self.stdio.stdin
+        while True:
+            end = stdin.find(b"\r\n\r\n")
+            if end >= 0:
+                lines = stdin[:end].decode().split("\r\n")
+                headers = dict(line.split(": ", 1) for line in lines[1:])
+                length = int(headers.get("Content-Length", "0"))
+                if len(stdin) >= end + 4 + length:
+                    body = bytes(stdin[end + 4 : end + 4 + length])
+                    del stdin[: end + 4 + length]
+                    method, target, _ = lines[0].split(" ")
+                    return method, target, headers, body
+            if self.stdio.stdin_ended.is_set():
+                return None
+            self.stdio.stdin_grew.clear()
+            await self.stdio.stdin_grew.wait()
 
     async def exit(self, code: int, oom: bool = False) -> None:
         """The process ends: its socket closes, its output ends, the engine reports it."""
@@ -156,6 +198,7 @@ class FakeContainer:
 
 class FakeEngine:
     def __init__(self, images: dict[str, ColdProgram | HotProgram] | None = None) -> None:
+        # A StdioProgram is a ColdProgram that reads requests: both run as the process.
         self.images: dict[str, ColdProgram | HotProgram] = dict(images or {})
         self.live: dict[str, FakeContainer] = {}  # created and not removed
         self.created: list[str] = []
@@ -334,3 +377,23 @@ async def hot_dies(c: FakeContainer, request: web.Request) -> web.Response:
     asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(c.exit(137, oom=True)))
     await asyncio.sleep(10)
     return web.Response(body=b"never")
+
+
+def http_response(status: int, body: bytes, *headers: str) -> bytes:
+    head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def http_echo(
+    c: FakeContainer, method: str, target: str, headers: dict[str, str], body: bytes
+) -> bytes | None:
+    """An `http` function: `crash` exits mid-call, `garbage` is not HTTP, `nolength` has
+    no Content-Length; anything else comes back with what the request said."""
+    if body == b"crash":
+        return None
+    if body == b"garbage":
+        return b"not http at all\r\n\r\n"
+    if body == b"nolength":
+        return b"HTTP/1.1 200 OK\r\n\r\nbody"
+    seen = f"{method} {target} {headers.get('PARAM_ID', '-')} {headers.get('Task-ID')}"
+    return http_response(200, body + b" " + seen.encode(), "X-Fn: http")

@@ -1,4 +1,12 @@
-"""`/v1/apps` and `/v1/apps/{app}/routes`: the IronFunctions-style admin API."""
+"""`/v1/apps`, `/v1/apps/{app}/routes` and `/v1/routes`: IronFunctions' admin API.
+
+As IronFunctions answers: creates are 200 with its envelope (`message` and the object),
+an envelope's own `message` or `error` sent back is ignored, route paths in URLs are
+cleaned (`//hello` and `%2Fhello` are `/hello`), and an app with no routes, or none at
+all, lists an empty list. A route shows `max_concurrency` (IronFunctions' name for
+`max_containers`) and never its `jwt_key` (JWT_KEY_SHOWN, which a PATCH or PUT may send
+back to leave the key as it is).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,8 @@ from aiohttp import web
 
 from executor.api.errors import json_response, read_within
 from executor.errors import InvalidInput
-from executor.models import App, Route
+from executor.models import JWT_KEY_SHOWN, App, Route
+from executor.routing import clean_path
 from executor.state import EXECUTOR
 
 ROUTE_URL = "/v1/apps/{app}/routes/{path:.+}"
@@ -22,6 +31,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/v1/apps/{app}", get_app)
     r.add_patch("/v1/apps/{app}", update_app)
     r.add_delete("/v1/apps/{app}", delete_app)
+    r.add_get("/v1/routes", list_all_routes)
     r.add_get("/v1/apps/{app}/routes", list_routes)
     r.add_post("/v1/apps/{app}/routes", create_route)
     r.add_get(ROUTE_URL, get_route)
@@ -37,7 +47,7 @@ async def list_apps(request: web.Request) -> web.Response:
 
 async def create_app(request: web.Request) -> web.Response:
     app = await request.app[EXECUTOR].registry.create_app(await _envelope(request, "app"))
-    return _answer("App successfully created", 201, app=_app(app))
+    return _answer("App successfully created", app=_app(app))
 
 
 async def get_app(request: web.Request) -> web.Response:
@@ -59,16 +69,25 @@ async def delete_app(request: web.Request) -> web.Response:
 
 
 async def list_routes(request: web.Request) -> web.Response:
-    routes = [
-        _route(request, r) for r in request.app[EXECUTOR].registry.routes(request.match_info["app"])
-    ]
-    return _answer("Successfully listed routes", routes=routes)
+    registry = request.app[EXECUTOR].registry
+    app = request.match_info["app"]
+    # IronFunctions lists the routes of an app that does not exist as none.
+    found = registry.routes(app) if app in registry.app_names() else []
+    return _answer("Successfully listed routes", routes=_routes(request, found))
+
+
+async def list_all_routes(request: web.Request) -> web.Response:
+    """Every route of every app (IronFunctions' `GET /v1/routes`), `?image=` filtering."""
+    routes = request.app[EXECUTOR].registry.all_routes()
+    if (image := request.query.get("image")) is not None:
+        routes = [r for r in routes if r.image == image]
+    return _answer("Successfully listed routes", routes=_routes(request, routes))
 
 
 async def create_route(request: web.Request) -> web.Response:
     payload = await _envelope(request, "route")
     route = await request.app[EXECUTOR].registry.create_route(request.match_info["app"], payload)
-    return _answer("Route successfully created", 201, route=_route(request, route))
+    return _answer("Route successfully created", route=_route(request, route))
 
 
 async def get_route(request: web.Request) -> web.Response:
@@ -111,14 +130,15 @@ async def _envelope(request: web.Request, key: str) -> Any:
         raise InvalidInput(f"request body: invalid JSON: {exc}") from None
     if not isinstance(body, dict) or key not in body:
         raise InvalidInput(f'request body: expected an object with a "{key}" field')
-    unknown = sorted(set(body) - {key})
+    # A GET's answer sent back (what IronFunctions' fn does) carries these: ignored.
+    unknown = sorted(set(body) - {key, "message", "error"})
     if unknown:
         raise InvalidInput(f"request body: unknown field(s): {', '.join(unknown)}")
     return body[key]
 
 
 def _path(request: web.Request) -> str:
-    return "/" + request.match_info["path"]
+    return clean_path(request.match_info["path"])
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -137,8 +157,15 @@ def _app(app: App) -> dict[str, Any]:
     return app.model_dump()
 
 
+def _routes(request: web.Request, routes: list[Route]) -> list[dict[str, Any]]:
+    return [_route(request, r) for r in routes]
+
+
 def _route(request: web.Request, route: Route) -> dict[str, Any]:
     data = route.model_dump()
+    data["max_concurrency"] = route.max_containers
+    if route.jwt_key is not None:
+        data["jwt_key"] = JWT_KEY_SHOWN
     # Read-only: the hot pool's containers (null for `default` routes, which have none).
     data["pool"] = request.app[EXECUTOR].pools.state(route.app_name, route.path)
     return data

@@ -1,4 +1,4 @@
-"""`/`, `/health/live`, `/health/ready`."""
+"""`/`, `/health/live`, `/health/ready`, and IronFunctions' `/version` and `/stats`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from executor import __version__
+from executor.api.auth import require_token
 from executor.api.errors import error_response, json_response
 from executor.docker.engine import EngineError
 from executor.state import EXECUTOR
@@ -18,6 +19,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
+    app.router.add_get("/version", version)
+    app.router.add_get("/stats", stats)
 
 
 async def root(request: web.Request) -> web.Response:
@@ -25,6 +28,20 @@ async def root(request: web.Request) -> web.Response:
     # `executor.instance` label of its containers: which node answers, behind a balancer.
     instance = request.app[EXECUTOR].identity.instance
     return json_response({"name": "executor", "version": __version__, "instance": instance})
+
+
+async def version(request: web.Request) -> web.Response:
+    """IronFunctions' `GET /version`."""
+    return json_response({"version": __version__})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """IronFunctions' `GET /stats`: calls queued (async), running, complete, failed. It
+    names apps and routes, so it needs the API token when one is set (IronFunctions'
+    was open)."""
+    require_token(request)
+    executor = request.app[EXECUTOR]
+    return json_response(executor.stats.snapshot(executor.async_calls.queued_by_route()))
 
 
 async def live(request: web.Request) -> web.Response:

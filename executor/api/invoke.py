@@ -14,6 +14,7 @@ from executor.api.auth import require_token_for
 from executor.api.errors import exception_response, json_response
 from executor.calls import HOP_BY_HOP, Call
 from executor.errors import ExecutorError, PayloadTooLarge, RequestTimeout
+from executor.routing import clean_path
 from executor.state import EXECUTOR
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,15 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     received = time.perf_counter()
     executor = request.app[EXECUTOR]
     registry = executor.registry
-    app_name, path = request.match_info["app"], "/" + request.match_info["path"]
-    route = registry.route(app_name, path)
+    app_name, path = request.match_info["app"], clean_path(request.match_info["path"])
+    route, params = registry.match(app_name, path)
     require_token_for(request, route)
     body = await _read_body(request, executor.settings.max_request_bytes, arrived + route.timeout)
+    if not body and "payload" in request.query:
+        body = request.query["payload"].encode()  # IronFunctions' runner does this
     # The route may have changed or gone while the body arrived: a deleted route stays
     # deleted (its pool is not brought back), a changed one serves with its new fields.
-    route = registry.route(app_name, path)
+    route, params = registry.match(app_name, path)
     call = Call(
         app=registry.app(route.app_name),
         route=route,
@@ -53,6 +56,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         body=body,
         arrived=arrived,
         received=received,
+        params=params,
     )
     # Fn's `Fn-Invoke-Type: detached` makes one call of a sync route async.
     if route.type == "async" or request.headers.get("Fn-Invoke-Type", "").lower() == "detached":

@@ -58,11 +58,21 @@ def _model(model: type, *, exclude: tuple[str, ...] = (), optional: bool = False
     return schema
 
 
+def _with(schema: dict, **properties: dict) -> dict:
+    schema["properties"].update(properties)
+    return schema
+
+
 def _envelope(key: str, schema: str) -> dict:
+    # `message` and `error`: what an answer carries, accepted (and ignored) sent back.
     return {
         "type": "object",
         "required": [key],
-        "properties": {key: {"$ref": REF + schema}},
+        "properties": {
+            key: {"$ref": REF + schema},
+            "message": {"type": "string"},
+            "error": {},
+        },
         "additionalProperties": False,
     }
 
@@ -130,6 +140,9 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
     )
     route_out = _model(Route)
     route_out["properties"]["pool"] = {"type": ["object", "null"]}
+    route_out["properties"]["max_concurrency"] = {"type": "integer"}
+    # IronFunctions' name for max_containers, taken in (0: not set).
+    alias = {"type": "integer", "description": "IronFunctions' name for max_containers"}
     message = {"message": {"type": "string"}}
     schemas = {
         "Error": {
@@ -142,9 +155,9 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
         "AppIn": _model(AppSpec),
         "AppPatch": _model(AppSpec, optional=True),
         "App": _model(App),
-        "RouteIn": _model(RouteSpec),
-        "RoutePut": _model(RouteSpec, exclude=("path",)),
-        "RoutePatch": _model(RouteSpec, optional=True),
+        "RouteIn": _with(_model(RouteSpec), max_concurrency=alias),
+        "RoutePut": _with(_model(RouteSpec, exclude=("path",)), max_concurrency=alias),
+        "RoutePatch": _with(_model(RouteSpec, optional=True), max_concurrency=alias),
         "Route": route_out,
         "Call": {"type": "object", "properties": record_props},
     }
@@ -231,7 +244,7 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
         ),
         admin.create_app: _op(
             "Create an app.",
-            {"201": answer("app", "App"), **_errors(400, 408, 409)},
+            {"200": answer("app", "App"), **_errors(400, 408, 409)},
             _envelope("app", "AppIn"),
         ),
         admin.get_app: _op("One app.", {"200": answer("app", "App"), **_errors(404)}),
@@ -246,12 +259,28 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
             parameters=[_param("force", "query", {"type": "boolean"})],
         ),
         admin.list_routes: _op(
-            "List an app's routes.",
-            {"200": answer("routes", "Route", plural=True), **_errors(404)},
+            "List an app's routes (none for an app that does not exist, as IronFunctions).",
+            {"200": answer("routes", "Route", plural=True), **_errors()},
+        ),
+        admin.list_all_routes: _op(
+            "Every route of every app; ?image= keeps those of one image.",
+            {"200": answer("routes", "Route", plural=True), **_errors()},
+            parameters=[_param("image", "query")],
+        ),
+        health.version: _op(
+            "The executor's version (IronFunctions' shape).",
+            {"200": _json({"type": "object", "properties": {"version": {"type": "string"}}})},
+            **open_,
+        ),
+        health.stats: _op(
+            "Calls queued, running, complete and failed, in all and per route "
+            "(IronFunctions' shape; FunctionStatsMap keyed app/path). It names apps and "
+            "routes: the API token guards it, when one is set.",
+            {"200": _json({"type": "object", "required": ["FunctionStatsMap"]}), **_errors()},
         ),
         admin.create_route: _op(
             "Create a route (the app is created if missing).",
-            {"201": answer("route", "Route"), **_errors(400, 408, 409, 503)},
+            {"200": answer("route", "Route"), **_errors(400, 408, 409, 503)},
             _envelope("route", "RouteIn"),
         ),
         admin.get_route: _op(

@@ -40,6 +40,10 @@ class Stdio(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
+    def send(self, data: bytes) -> None:
+        """Writes without waiting for the engine to take it (a hot `http` call's request,
+        as a socket write would)."""
+
     def end_input(self) -> None:
         """Ends the container's stdin (what `docker run -i` does at EOF)."""
 
@@ -102,12 +106,21 @@ class DockerStdio:
     async def write(self, data: bytes) -> None:
         await _attached(self._stream.write_in, data)
 
+    def send(self, data: bytes) -> None:
+        transport = self._transport()
+        if transport is None or transport.is_closing():
+            raise EngineError(500, "the attach stream is closed")
+        transport.write(data)
+
+    def _transport(self) -> asyncio.Transport | None:
+        resp = self._stream._resp
+        return resp.connection.transport if resp and resp.connection else None  # type: ignore[return-value]
+
     def end_input(self) -> None:
         # Stream.close() would close both directions and lose the output. Half-closing
         # the hijacked connection is how `docker run -i` ends stdin; aiodocker has no
         # public call for it (pinned in pyproject.toml for this private access).
-        resp = self._stream._resp
-        transport = resp.connection.transport if resp and resp.connection else None
+        transport = self._transport()
         if transport is not None and transport.can_write_eof():
             transport.write_eof()
 

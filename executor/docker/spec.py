@@ -101,13 +101,15 @@ def hot_container(
     env: dict[str, str],
     pids_limit: int,
 ) -> dict[str, Any]:
-    """An `http-stream` container, without its per-container iofs bind (`with_iofs`).
+    """A hot container: `http-stream` without its per-container iofs bind (`with_iofs`);
+    `http` with its stdin kept open (its calls come that way).
 
     The image is its ID, not the tag: every container of a pool runs the same image, and
     a rebuilt tag changes the body, hence the pool key.
     """
     body = _container(identity, app, route, image, env, pids_limit, "hot")
-    body.update(Image=image.id, AttachStdin=False, OpenStdin=False)
+    stdin = route.format == "http"
+    body.update(Image=image.id, AttachStdin=stdin, OpenStdin=stdin, StdinOnce=False)
     return body
 
 

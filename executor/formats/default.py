@@ -1,57 +1,44 @@
 """The `default` format: request body on stdin, response on stdout, log on stderr.
 
 Protocol logic only (no sockets, no Docker): the function's environment, and the
-collection of its output against the response and log limits.
+collection of its output against the response and log limits. The environment holds
+Fn's variables (FN_*) and IronFunctions' (REQUEST_URL, ROUTE, METHOD, APP_NAME, CALL_ID,
+HEADER_*, PARAM_*), so functions written for either read what they expect.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from datetime import datetime
-
-from executor.models import App, Route, rfc3339
+from executor.calls import Call
+from executor.formats.environment import add_headers, call_variables, env_name, with_config
+from executor.models import rfc3339
 
 # Docker's attach stream numbers, as DockerEngine's Stdio.read returns them.
 STDOUT = 1
 STDERR = 2
 
-_NOT_ENV = re.compile(r"[^A-Z0-9_]")
-
 
 def header_env_name(header: str) -> str:
-    return "FN_HEADER_" + _NOT_ENV.sub("_", header.upper())
+    return "FN_HEADER_" + env_name(header)
 
 
-def environment(
-    *,
-    app: App,
-    route: Route,
-    call_id: str,
-    deadline: datetime,
-    method: str,
-    url: str,
-    headers: Iterable[tuple[str, str]],
-) -> dict[str, str]:
-    """FN_* variables, then the app's config, then the route's (later ones win)."""
+def environment(call: Call) -> dict[str, str]:
+    """FN_* variables and IronFunctions' per-call ones, then the app's config, then the
+    route's (later ones win)."""
+    route = call.route
     env = {
-        "FN_APP_NAME": app.name,
+        "FN_APP_NAME": call.app.name,
         "FN_PATH": route.path,
         "FN_FORMAT": "default",
         "FN_MEMORY": str(route.memory),
         "FN_TYPE": route.type,
-        "FN_CALL_ID": call_id,
-        "FN_DEADLINE": rfc3339(deadline),
-        "FN_METHOD": method,
-        "FN_REQUEST_URL": url,
+        "FN_CALL_ID": call.id,
+        "FN_DEADLINE": rfc3339(call.deadline_utc),
+        "FN_METHOD": call.method,
+        "FN_REQUEST_URL": call.url,
     }
-    for name, value in headers:
-        key = header_env_name(name)
-        # A repeated header becomes one comma-separated value, as HTTP allows.
-        env[key] = f"{env[key]}, {value}" if key in env else value
-    env.update(app.config)
-    env.update(route.config)
-    return env
+    add_headers(env, "FN_HEADER_", call.headers)
+    env.update(call_variables(call))
+    return with_config(env, call.app, route)
 
 
 class Output:

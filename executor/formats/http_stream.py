@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from executor.calls import HOP_BY_HOP
+from executor.formats.environment import with_config
 from executor.models import App, Route, rfc3339
 
 IOFS_MOUNT = "/tmp/iofs"
@@ -39,9 +40,7 @@ def environment(app: App, route: Route) -> dict[str, str]:
         "FN_LOGFRAME_NAME": LOGFRAME_NAME,
         "FN_LOGFRAME_HDR": "Fn-Call-Id",
     }
-    env.update(app.config)
-    env.update(route.config)
-    return env
+    return with_config(env, app, route)
 
 
 def request_head(
@@ -52,6 +51,7 @@ def request_head(
     url: str,
     headers: Iterable[tuple[str, str]],
     content_length: int,
+    params: dict[str, str] | None = None,
 ) -> bytes:
     """The head of one `POST /call`: always a Content-Length, never chunked (a function
     built on Python's http.server reads nothing from a chunked body)."""
@@ -62,6 +62,9 @@ def request_head(
         f"Fn-Http-Request-Url: {url}",
         f"Content-Length: {content_length}",
     ]
+    # The route's `:name` segments: Fn-Param-<name> (no caller's header can look alike,
+    # theirs all come as Fn-Http-H-*).
+    lines += [f"Fn-Param-{name}: {value}" for name, value in (params or {}).items()]
     for name, value in headers:
         lower = name.lower()
         if lower in HOP_BY_HOP or lower == "content-length":
@@ -83,10 +86,14 @@ def _status(raw: bytes) -> int:
         status = int(raw)
     except ValueError:
         status = 0
+    check_status(status, f"Fn-Http-Status {raw.decode('latin-1')!r}")
+    return status
+
+
+def check_status(status: int, what: str) -> None:
     # 1xx is no final answer (101 would leave the caller waiting for a protocol switch).
     if not 200 <= status <= 599:
-        raise ProtocolError(f"invalid Fn-Http-Status {raw.decode('latin-1')!r}")
-    return status
+        raise ProtocolError(f"invalid {what}")
 
 
 @dataclass(frozen=True, slots=True)

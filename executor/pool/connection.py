@@ -1,8 +1,10 @@
-"""The one persistent connection to a hot container's socket: HTTP/1.1, one call at a time.
+"""The one persistent connection to a hot container: HTTP/1.1, one call at a time.
 
 A bare asyncio protocol with llhttp (httptools) as the response parser: the request head
 is built once per call as bytes and written with the body, and the response is collected
-in the parser's callbacks. No client session, no per-call connection pool lookup.
+in the parser's callbacks. No client session, no per-call connection pool lookup. Its
+transport is the container's socket (`http-stream`), or its stdin and stdout (`http`,
+`StdioTransport`: the container's output reader feeds the protocol).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import socket
 import struct
 
 import httptools
+
+from executor.docker.engine import Stdio
+from executor.errors import EngineError
 
 # Past this much unread response body, reading from the container pauses until the
 # caller's side takes it (a slow caller must not make the executor buffer a flood).
@@ -138,6 +143,8 @@ class HotConnection(asyncio.Protocol):
         self._head_bytes = 0  # of the response in progress, until its head is complete
         self.closed = False
         self.reusable = True  # False after a response that asked to close
+        # Over stdio no end of stream delimits a body: a response must give its length.
+        self.lengths_required = False
 
     @property
     def in_call(self) -> bool:
@@ -157,6 +164,16 @@ class HotConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_unix_connection(cls, path)
         return conn
+
+    @classmethod
+    def over_stdio(cls, stdio: Stdio) -> tuple[HotConnection, StdioTransport]:
+        """A connection over a container's attached stdin and stdout: what the container
+        prints on stdout goes to `data_received`, its end to `connection_lost`."""
+        conn = cls()
+        conn.lengths_required = True
+        transport = StdioTransport(stdio, conn)
+        conn.connection_made(transport)  # type: ignore[arg-type]  # duck-typed transport
+        return conn, transport
 
     def send(self, head: bytes, body: bytes) -> Reply:
         if self.closed or self._transport is None:
@@ -229,6 +246,10 @@ class HotConnection(asyncio.Protocol):
         reply = self._reply
         assert reply is not None
         reply.status = self._parser.get_status_code()
+        unbounded = reply.content_length is None and not self._chunked
+        if self.lengths_required and unbounded and reply.status not in (204, 304):
+            self._broken("a response with no Content-Length (format http)", MalformedResponse)
+            return
         reply.head_done = True
         self.reusable = self._parser.should_keep_alive()
         reply._wake()
@@ -266,3 +287,37 @@ class HotConnection(asyncio.Protocol):
         self.close()
         if reply is not None:
             reply._fail(kind(message))
+
+
+class StdioTransport:
+    """The little of asyncio.Transport a HotConnection uses, over an attach stream:
+    writes go to the container's stdin; pausing makes its stdout reader wait."""
+
+    def __init__(self, stdio: Stdio, conn: HotConnection) -> None:
+        self._stdio = stdio
+        self._conn = conn
+        self.reading = asyncio.Event()  # cleared while the reader must wait
+        self.reading.set()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self._stdio.send(data)
+        except EngineError as exc:
+            self._conn.abort(f"the container's stdin is closed: {exc.message}")
+
+    def close(self) -> None:
+        # The stream itself is the container's: it closes when the container is removed.
+        self.closed = True
+        self.reading.set()
+
+    def pause_reading(self) -> None:
+        self.reading.clear()
+
+    def resume_reading(self) -> None:
+        self.reading.set()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default  # no socket: no peer credentials

@@ -34,11 +34,13 @@ from executor.errors import (
 )
 from executor.formats import http_stream
 from executor.formats.budget import OutputBudget
+from executor.formats.default import STDOUT
 from executor.formats.logframe import LogFrames
 from executor.lifecycle import Lifecycle
 from executor.metrics import ContainerEvent, Metrics
+from executor.models import Route
 from executor.pool import iofs
-from executor.pool.connection import HotConnection
+from executor.pool.connection import HotConnection, StdioTransport
 from executor.pool.iofs import UnsafeSocket
 from executor.pool.readiness import SocketWatcher
 from executor.tasks import TaskGroup
@@ -77,14 +79,17 @@ class HotContext:
 
 
 class HotContainer:
-    def __init__(
-        self, ctx: HotContext, key: str, where: tuple[str, str], image: str, memory: int
-    ) -> None:
+    def __init__(self, ctx: HotContext, key: str, where: tuple[str, str], route: Route) -> None:
         self._ctx = ctx
         self.key = key
         self.where = where  # (app, route path): for metrics and logs
-        self._image = image
-        self._memory = memory
+        self._image = route.image
+        self._memory = route.memory
+        # `http-stream`: calls on its socket in an iofs directory. `http`: on its stdin and
+        # stdout (its stderr is the log), through the attach stream.
+        self.format = route.format
+        self._over_stdio = route.format == "http"
+        self._stdio_transport: StdioTransport | None = None
         self.directory = ctx.iofs_root / key
         # perf_counter when its start began: a fresh call's wait ends there (Executor-Wait-Ms
         # does not count a container's start).
@@ -104,8 +109,8 @@ class HotContainer:
 
     async def start(self, body: dict[str, Any], evict: bool, on_exit: Callable[[], None]) -> None:
         """Reserves its memory, creates and starts the container, and connects once its
-        socket appears. Raises a named ExecutorError when it cannot; cancelled, it leaves
-        what it made for `remove`."""
+        socket appears (`http`: at once, over its stdin and stdout). Raises a named
+        ExecutorError when it cannot; cancelled, it leaves what it made for `remove`."""
         ctx = self._ctx
         ready: asyncio.Future[None] | None = None
         try:
@@ -118,41 +123,57 @@ class HotContainer:
             self.start_began = time.perf_counter()  # a fresh call's wait includes the above
             times = [self.start_began]
             settings = ctx.settings
-            iofs.create(self.directory, settings.iofs_size, settings.iofs_tmpfs)
-            ready = ctx.watcher.ready(self.directory, http_stream.SOCKET_NAME)
-            host_dir = str(ctx.iofs_host_root / self.key)
-            body = spec.with_iofs(body, host_dir, http_stream.IOFS_MOUNT)
+            if not self._over_stdio:
+                iofs.create(self.directory, settings.iofs_size, settings.iofs_tmpfs)
+                ready = ctx.watcher.ready(self.directory, http_stream.SOCKET_NAME)
+                host_dir = str(ctx.iofs_host_root / self.key)
+                body = spec.with_iofs(body, host_dir, http_stream.IOFS_MOUNT)
             # The start slot is held until the container is ready: a hundred functions
             # initialising at once on a few cores would each pass the start timeout.
             async with ctx.admission.starts:
-                self.docker_id = await ctx.engine.create(body)
-                times.append(time.perf_counter())
-                self.exited = ctx.events.expect_exit(self.docker_id)
-                self.exited.add_done_callback(lambda _: on_exit())
-                self.stdio = await ctx.engine.attach(self.docker_id, stdin=False)
-                ctx.work.spawn(self._read_output(), "hot container output")
-                times.append(time.perf_counter())
-                await ctx.engine.start(self.docker_id)
-                times.append(time.perf_counter())
-                if settings.hot_sched_batch:
-                    ctx.work.spawn(self._schedule_as_batch(), "SCHED_BATCH")
-                async with asyncio.timeout(settings.hot_start_timeout):
-                    await asyncio.wait({ready, self.exited}, return_when=asyncio.FIRST_COMPLETED)
-                    if not ready.done():
-                        await asyncio.sleep(0.05)  # the last output may trail the exit
-                        raise FunctionFailed(
-                            f"container exited before it was ready (exit status "
-                            f"{self.exit_status()}): {self.tail()}"
-                        )
-                    times.append(time.perf_counter())
-                    self.conn = await self._connect()
-                    times.append(time.perf_counter())
+                await self._launch(body, on_exit, times)
+                if ready is not None:
+                    async with asyncio.timeout(settings.hot_start_timeout):
+                        await self._until_ready(ready, times)
         except (ExecutorError, EngineError, UnsafeSocket, iofs.CannotMount, OSError) as exc:
             raise _start_error(exc, self._image) from None
         finally:
             if ready is not None:
                 ready.cancel()
         self._started(times)
+
+    async def _launch(
+        self, body: dict[str, Any], on_exit: Callable[[], None], times: list[float]
+    ) -> None:
+        """Create, attach (stdin too over stdio: the calls' way in), start."""
+        ctx = self._ctx
+        self.docker_id = await ctx.engine.create(body)
+        times.append(time.perf_counter())
+        self.exited = ctx.events.expect_exit(self.docker_id)
+        self.exited.add_done_callback(lambda _: on_exit())
+        self.stdio = await ctx.engine.attach(self.docker_id, stdin=self._over_stdio)
+        if self._over_stdio:
+            self.conn, self._stdio_transport = HotConnection.over_stdio(self.stdio)
+        ctx.work.spawn(self._read_output(), "hot container output")
+        times.append(time.perf_counter())
+        await ctx.engine.start(self.docker_id)
+        times.append(time.perf_counter())
+        if ctx.settings.hot_sched_batch:
+            ctx.work.spawn(self._schedule_as_batch(), "SCHED_BATCH")
+
+    async def _until_ready(self, ready: asyncio.Future[None], times: list[float]) -> None:
+        """Until its socket appears, then connected (or it exits first: 502)."""
+        assert self.exited is not None
+        await asyncio.wait({ready, self.exited}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            await asyncio.sleep(0.05)  # the last output may trail the exit
+            raise FunctionFailed(
+                f"container exited before it was ready (exit status "
+                f"{self.exit_status()}): {self.tail()}"
+            )
+        times.append(time.perf_counter())
+        self.conn = await self._connect()
+        times.append(time.perf_counter())
 
     def _started(self, times: list[float]) -> None:
         steps = ", ".join(
@@ -165,7 +186,7 @@ class HotContainer:
             (times[-1] - times[0]) * 1000,
             steps,
         )
-        self._ctx.metrics.container_started(*self.where, "http-stream", times[-1] - times[0])
+        self._ctx.metrics.container_started(*self.where, self.format, times[-1] - times[0])
 
     async def _connect(self) -> HotConnection:
         # A server that binds the socket's own name (no FDK symlink) may not listen yet.
@@ -180,7 +201,10 @@ class HotContainer:
 
     async def open(self) -> HotConnection:
         """A new connection to the container's own socket: never through a symlink that
-        leaves its directory (iofs.socket_path), never to a listener outside it."""
+        leaves its directory (iofs.socket_path), never to a listener outside it. Over
+        stdio there is no other: OSError, the container goes."""
+        if self._over_stdio:
+            raise OSError(errno.EPIPE, "the container's stdout has ended")
         conn = await HotConnection.open(iofs.socket_path(self.directory))
         pid = conn.peer_pid
         # A pid of 0 is one outside the executor's pid namespace (the executor in a
@@ -208,29 +232,49 @@ class HotContainer:
     async def _read_output(self) -> None:
         # Read without pause within the output budget: a container whose output is not
         # read blocks on writing it. Past the budget, reading waits (formats/budget.py).
-        with contextlib.suppress(EngineError):
-            assert self.stdio is not None
-            frames = LogFrames(http_stream.LOGFRAME_NAME)
-            on_log = self._ctx.on_log
-            budget = self._ctx.output_budget()
-            while (chunk := await self.stdio.read()) is not None:
-                stream, data = chunk
-                pause = budget.spend(len(data))
-                if pause:
-                    if budget.throttled == 1:
-                        self.event("output_flood")
-                        log.warning(
-                            "hot container %s of %s%s prints past its output budget: "
-                            "reading it is slowed",
-                            (self.docker_id or "")[:12],
-                            *self.where,
-                        )
-                    await asyncio.sleep(pause)
-                self.output += data
-                if len(self.output) > 2 * OUTPUT_TAIL:
-                    del self.output[:-OUTPUT_TAIL]
-                for call_id, lines in frames.feed(stream, data, self.call_id):
-                    on_log(call_id, lines)
+        # Over stdio, stdout is the calls' responses: it goes to the connection, read as
+        # fast as the caller takes it, and only stderr is budgeted.
+        transport = self._stdio_transport
+        try:
+            with contextlib.suppress(EngineError):
+                assert self.stdio is not None
+                frames = LogFrames(http_stream.LOGFRAME_NAME)
+                budget = self._ctx.output_budget()
+                while (chunk := await self.stdio.read()) is not None:
+                    stream, data = chunk
+                    if transport is not None and stream == STDOUT and not transport.closed:
+                        await transport.reading.wait()
+                        if self.conn is not None:
+                            self.conn.data_received(data)
+                        continue
+                    # (stdout past a broken exchange is read as a log: budgeted.)
+                    if pause := budget.spend(len(data)):
+                        self._flooding(budget)
+                        await asyncio.sleep(pause)
+                    self._keep_tail(data)
+                    if transport is not None:
+                        if self.call_id is not None:
+                            self._ctx.on_log(self.call_id, data)
+                        continue
+                    for call_id, lines in frames.feed(stream, data, self.call_id):
+                        self._ctx.on_log(call_id, lines)
+        finally:
+            if transport is not None and self.conn is not None:
+                self.conn.connection_lost(None)
+
+    def _flooding(self, budget: OutputBudget) -> None:
+        if budget.throttled == 1:
+            self.event("output_flood")
+            log.warning(
+                "hot container %s of %s%s prints past its output budget: reading it is slowed",
+                (self.docker_id or "")[:12],
+                *self.where,
+            )
+
+    def _keep_tail(self, data: bytes) -> None:
+        self.output += data
+        if len(self.output) > 2 * OUTPUT_TAIL:
+            del self.output[:-OUTPUT_TAIL]
 
     def event(self, event: ContainerEvent) -> None:
         self._ctx.metrics.container_event(*self.where, event)

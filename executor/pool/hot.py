@@ -26,7 +26,7 @@ from executor.errors import (
     ShuttingDown,
     StartTimedOut,
 )
-from executor.formats import http_stream
+from executor.formats import http, http_stream
 from executor.metrics import ContainerEvent
 from executor.models import App, Route
 from executor.pool.connection import (
@@ -94,14 +94,7 @@ class HotPool:
                 self._discard(c, f"socket unreachable: {exc}")
                 return await self.call(call)
         call.container_id = c.docker_id
-        head = http_stream.request_head(
-            call_id=call.id,
-            deadline=call.deadline_utc,
-            method=call.method,
-            url=call.url,
-            headers=call.headers,
-            content_length=len(call.body),
-        )
+        head = self._request_head(call)
         limit = self._ctx.settings.max_response_bytes
         reply: Reply | None = None
         try:
@@ -109,7 +102,7 @@ class HotPool:
             reply = c.conn.send(head, call.body)
             reply.expire_at(call.deadline)
             await reply.head()
-            answer = http_stream.interpret(reply.status, reply.headers)
+            answer = self._interpret(reply.status, reply.headers)
             if reply.content_length is not None and reply.content_length > limit:
                 raise ResponseTooLarge(limit)
             parts: list[bytes] = []
@@ -133,6 +126,24 @@ class HotPool:
         if answer.outcome == "timeout":
             raise FunctionTimedOut(call.route.timeout)
         return Response(answer.status, body, answer.headers)
+
+    def _request_head(self, call: Call) -> bytes:
+        if self.route.format == "http":
+            return http.request_head(call, target="/" + call.url.split("/", 3)[3])
+        return http_stream.request_head(
+            call_id=call.id,
+            deadline=call.deadline_utc,
+            method=call.method,
+            url=call.url,
+            headers=call.headers,
+            content_length=len(call.body),
+            params=call.params,
+        )
+
+    def _interpret(self, status: int, headers: list[tuple[bytes, bytes]]) -> http_stream.Answer:
+        if self.route.format == "http":
+            return http.interpret(status, headers)
+        return http_stream.interpret(status, headers)
 
     async def _failed(self, call: Call, c: HotContainer, exc: BaseException) -> BaseException:
         """What a call whose exchange broke gets; its container is removed and replaced,
@@ -245,7 +256,7 @@ class HotPool:
         for _ in range(self._policy.starts_wanted()):
             key = secrets.token_hex(6)
             where = (self.app.name, self.route.path)
-            container = HotContainer(self._ctx, key, where, self.route.image, self.route.memory)
+            container = HotContainer(self._ctx, key, where, self.route)
             self._containers[key] = container
             self._policy.starting(key)
             starter = self._ctx.work.spawn(self._start(container), "start hot container")

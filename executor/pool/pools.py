@@ -22,7 +22,7 @@ from executor.docker import spec
 from executor.docker.engine import Engine, ImageInfo
 from executor.docker.events import ContainerEvents
 from executor.errors import NOT_TAKING_CALLS, BadSetting, ServiceUnavailable, ShuttingDown
-from executor.formats import http_stream
+from executor.formats import http, http_stream
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
 from executor.models import App, Route
@@ -113,10 +113,13 @@ class HotPools:
         """The route's pool, opened or re-keyed as its container body says (None for a
         route with no pool); ShuttingDown while the executor drains."""
         where = (app.name, route.path)
-        if route.format != "http-stream":
+        if not route.hot:
             self.remove(*where)
             return None
-        env = http_stream.environment(app, route)
+        if route.format == "http":
+            env = http.environment(app, route)
+        else:
+            env = http_stream.environment(app, route)
         body = spec.hot_container(
             identity=self._identity,
             app=app,

@@ -36,6 +36,8 @@ IMAGES = [
     "executor-test/probe",
     "executor-test/sleep",
     "executor-test/stderr",
+    "executor/go-http",
+    "executor-test/gohttp",
 ]
 
 
@@ -87,7 +89,7 @@ class Executor:
         """Creates (or replaces) a route, creating its app first if needed."""
         response = await self.client.get(f"/v1/apps/{app}")
         if response.status == 404:
-            await self.json("POST", "/v1/apps", {"app": {"name": app}}, 201)
+            await self.json("POST", "/v1/apps", {"app": {"name": app}}, 200)
         response = await self.client.put(
             f"/v1/apps/{app}/routes{path}", json={"route": {"image": image, **fields}}
         )

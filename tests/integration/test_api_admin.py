@@ -19,7 +19,7 @@ async def test_root_and_health(executor):
 
 async def test_app_crud(executor):
     created = await executor.json(
-        "POST", "/v1/apps", {"app": {"name": "a1", "config": {"K": "v"}}}, 201
+        "POST", "/v1/apps", {"app": {"name": "a1", "config": {"K": "v"}}}, 200
     )
     app = created["app"]
     assert app["name"] == "a1" and app["config"] == {"K": "v"}
@@ -41,7 +41,7 @@ async def test_app_crud(executor):
 
 
 async def test_app_errors(executor):
-    await executor.json("POST", "/v1/apps", {"app": {"name": "a1"}}, 201)
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a1"}}, 200)
     dup = await executor.json("POST", "/v1/apps", {"app": {"name": "a1"}}, 409)
     assert "already exists" in dup["error"]["message"]
     bad = await executor.json("POST", "/v1/apps", {"app": {"name": "no/slash"}}, 400)
@@ -72,9 +72,9 @@ async def test_malformed_bodies(executor, body, needle):
 
 
 async def test_route_crud(executor):
-    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 200)
     created = await executor.json(
-        "POST", "/v1/apps/a/routes", {"route": {"path": "/x/y", "image": "executor/hello"}}, 201
+        "POST", "/v1/apps/a/routes", {"route": {"path": "/x/y", "image": "executor/hello"}}, 200
     )
     route = created["route"]
     assert route["path"] == "/x/y" and route["app_name"] == "a" and route["memory"] == 128
@@ -128,7 +128,7 @@ async def test_route_crud(executor):
     ],
 )
 async def test_route_validation(executor, route, needle):
-    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 200)
     data = await executor.json("POST", "/v1/apps/a/routes", {"route": route}, 400)
     assert needle in data["error"]["message"]
 
@@ -141,7 +141,7 @@ async def test_route_errors(executor):
         400,
     )
     assert "app.name" in bad_app["error"]["message"]
-    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 200)
     await executor.json("GET", "/v1/apps/a/routes/nope", status=404)
     await executor.json("PATCH", "/v1/apps/a/routes/nope", {"route": {}}, 404)
     await executor.json("DELETE", "/v1/apps/a/routes/nope", status=404)
@@ -157,7 +157,7 @@ async def test_route_errors(executor):
 async def test_saving_a_route_creates_its_missing_app(executor):
     # As IronFunctions: POST or PUT of a route under a missing app creates the app.
     await executor.json(
-        "POST", "/v1/apps/new1/routes", {"route": {"path": "/a", "image": "executor/hello"}}, 201
+        "POST", "/v1/apps/new1/routes", {"route": {"path": "/a", "image": "executor/hello"}}, 200
     )
     await executor.json(
         "PUT", "/v1/apps/new2/routes/a", {"route": {"image": "executor/hello"}}, 201
@@ -179,7 +179,7 @@ async def test_unknown_paths_and_methods(executor):
 
 
 async def test_a_route_with_an_image_the_engine_lacks_is_400_after_a_pull_is_tried(executor):
-    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 200)
     route = {"route": {"image": "executor-test/does-not-exist"}}
     error = await executor.json("PUT", "/v1/apps/a/routes/x", route, status=400)
     message = error["error"]["message"]
@@ -189,7 +189,7 @@ async def test_a_route_with_an_image_the_engine_lacks_is_400_after_a_pull_is_tri
 
 async def test_the_pull_of_a_missing_image_is_bounded_in_time(db):
     async with running(settings_for(db, pull_timeout=1.0)) as ex:
-        await ex.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+        await ex.json("POST", "/v1/apps", {"app": {"name": "a"}}, 200)
         # TEST-NET-1: nothing answers there (a timeout, or an unreachable network at once).
         route = {"route": {"image": "192.0.2.1:5000/nothing:latest"}}
         started = time.monotonic()
@@ -232,7 +232,7 @@ def hello(**fields) -> dict:
     ],
 )
 async def test_bad_input_is_4xx_naming_the_problem(executor, method, url, body, status, needle):
-    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 201)
+    await executor.json("POST", "/v1/apps", {"app": {"name": "a"}}, 200)
     response = await executor.client.request(method, url, json=body)
     data = await response.json()
     assert response.status == status, data

@@ -71,7 +71,7 @@ async def test_a_second_executor_on_the_same_database_is_refused(executor, db):
 
 async def test_apps_and_routes_survive_a_restart(db):
     async with running(settings_for(db)) as first:
-        await first.json("POST", "/v1/apps", {"app": {"name": "t", "config": {"A": "1"}}}, 201)
+        await first.json("POST", "/v1/apps", {"app": {"name": "t", "config": {"A": "1"}}}, 200)
         route = await first.route("/hello", "executor/hello", memory=64, config={"B": "2"})
         app = (await first.json("GET", "/v1/apps/t"))["app"]
     async with running(settings_for(db)) as second:

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 
+from executor.calls import Call
 from executor.formats.default import STDERR, STDOUT, Output, environment, header_env_name
 from executor.models import App, Route
 
@@ -17,15 +18,22 @@ ROUTE = Route(
 )
 
 
+def call_at(deadline: datetime, **fields) -> Call:
+    """A call whose deadline (as FN_DEADLINE gives it) is `deadline`."""
+    fields = {"app": APP, "route": ROUTE, "method": "POST", "headers": [], "body": b"", **fields}
+    call = Call(**fields, created_at=deadline, arrived=100.0)
+    call.deadline = call.arrived  # deadline_utc = created_at + (deadline - arrived)
+    return call
+
+
 def test_environment():
     env = environment(
-        app=APP,
-        route=ROUTE,
-        call_id="C1",
-        deadline=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
-        method="POST",
-        url="http://h/r/demo/hello?x=1",
-        headers=[("Content-Type", "text/plain"), ("X-Multi", "a"), ("X-Multi", "b")],
+        call_at(
+            datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+            id="C1",
+            url="http://h/r/demo/hello?x=1",
+            headers=[("Content-Type", "text/plain"), ("X-Multi", "a"), ("X-Multi", "b")],
+        )
     )
     assert env["FN_APP_NAME"] == "demo"
     assert env["FN_PATH"] == "/hello"
@@ -61,3 +69,31 @@ def test_output_caps_the_log_without_failing():
     assert out.add(STDERR, b"gh")
     assert out.log.startswith(b"abcd") and b"[4 bytes dropped]" in out.log
     assert out.body == b""
+
+
+def test_environment_has_ironfunctions_variables_and_upper_cased_config():
+    app = APP.model_copy(update={"config": {"minio_secret": "s"}})
+    route = ROUTE.model_copy(update={"path": "/users/:id", "config": {"Mixed_Case": "m"}})
+    env = environment(
+        call_at(
+            datetime(2026, 1, 2, tzinfo=UTC),
+            app=app,
+            route=route,
+            id="C1",
+            method="GET",
+            url="http://h/r/demo/users/42?x=1",
+            headers=[("X-Request-Id", "r1"), ("Accept", "a"), ("Accept", "b")],
+            params={"id": "42"},
+        )
+    )
+    assert env["REQUEST_URL"] == "http://h/r/demo/users/42?x=1"
+    assert (env["ROUTE"], env["METHOD"], env["APP_NAME"], env["CALL_ID"]) == (
+        "/users/:id",
+        "GET",
+        "demo",
+        "C1",
+    )
+    assert env["HEADER_X_REQUEST_ID"] == "r1" and env["HEADER_ACCEPT"] == "a, b"
+    assert env["PARAM_ID"] == "42"
+    assert env["MINIO_SECRET"] == "s" and env["MIXED_CASE"] == "m"
+    assert "minio_secret" not in env

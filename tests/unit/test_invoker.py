@@ -76,3 +76,16 @@ async def test_with_call_records_off_calls_run_and_the_records_refuse_with_the_r
         assert (await ex.invoker.invoke(call)).body == b"a"
         with pytest.raises(NotFound, match="call records are off"):
             await ex.records.get(call.id)
+
+
+async def test_a_parameterised_route_is_found_and_its_values_bound(executor):
+    await route(executor, "/users/:id", "fake/echo")
+    await route(executor, "/users/me", "fake/echo")
+    assert executor.registry.match("t", "/users/me")[0].path == "/users/me"
+    found, params = executor.registry.match("t", "/users/42")
+    assert (found.path, params) == ("/users/:id", {"id": "42"})
+    with pytest.raises(NotFound):
+        executor.registry.match("t", "/users/42/more")
+    await executor.registry.delete_route("t", "/users/:id")
+    with pytest.raises(NotFound):
+        executor.registry.match("t", "/users/42")

@@ -12,7 +12,7 @@ from executor.config import Settings
 from executor.errors import InvalidInput
 from executor.models import (
     APP_NAME_RE,
-    ENV_NAME_RE,
+    CONFIG_KEY_RE,
     ROUTE_PATH_RE,
     RouteSpec,
     parse_app,
@@ -51,7 +51,7 @@ def test_any_route_payload_is_a_valid_route_or_a_400_naming_a_field(payload):
     assert ROUTE_PATH_RE.fullmatch(route.path) and len(route.path) <= 255
     assert SETTINGS.memory_min <= route.memory <= SETTINGS.memory_max
     assert 0 <= route.min_warm <= route.max_containers
-    assert all(ENV_NAME_RE.fullmatch(name) for name in route.config)
+    assert all(CONFIG_KEY_RE.fullmatch(name) for name in route.config)
 
 
 @settings(max_examples=300, deadline=None)

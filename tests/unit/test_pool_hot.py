@@ -15,7 +15,15 @@ from executor.errors import (
     ShuttingDown,
     StartTimedOut,
 )
-from tests.fake_engine import FakeEngine, HotProgram, hot_dies, hot_echo, hot_sleeps
+from tests.fake_engine import (
+    FakeEngine,
+    HotProgram,
+    StdioProgram,
+    hot_dies,
+    hot_echo,
+    hot_sleeps,
+    http_echo,
+)
 from tests.unit.conftest import call_of, fake_executor, route, until
 
 
@@ -189,3 +197,41 @@ async def test_a_route_deleted_as_soon_as_it_is_saved_leaves_no_pool_behind(exec
     await route(executor, "/hot", "fake/hot", format="http-stream", min_warm=2)
     await executor.registry.delete_route("t", "/hot")  # before its starts have even run
     await until(lambda: not list(executor.pools.counts()) and not engine.live)
+
+
+def http_engine() -> FakeEngine:
+    return FakeEngine({"fake/http": StdioProgram(http_echo)})
+
+
+async def test_an_http_function_serves_calls_over_its_stdin_and_stdout(tmp_path):
+    engine = http_engine()
+    async with fake_executor(tmp_path, engine) as ex:
+        await route(ex, "/users/:id", "fake/http", format="http", min_warm=1)
+        await until(lambda: idle(ex, "/users/:id") == 1)
+        for body in (b"one", b"two"):
+            call = call_of(ex, "/users/:id", body, params={"id": "42"})
+            response = await ex.invoker.invoke(call)
+            assert response.status == 200 and call.start == "warm"
+            assert response.body == body + f" POST /r/t/users/:id 42 {call.id}".encode()
+            assert ("X-Fn", "http") in response.headers
+        assert len(engine.created) == 1  # one process, both calls
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"crash", "function exited during the call: exit status 3"),
+        (b"garbage", "invalid response from the function"),
+        (b"nolength", "no Content-Length"),
+    ],
+)
+async def test_an_http_function_that_breaks_its_answer_is_replaced(tmp_path, body, message):
+    engine = http_engine()
+    async with fake_executor(tmp_path, engine) as ex:
+        await route(ex, "/h", "fake/http", format="http", min_warm=1)
+        await until(lambda: idle(ex, "/h") == 1)
+        call = call_of(ex, "/h", body)
+        with pytest.raises(FunctionFailed, match=message):
+            await ex.invoker.invoke(call)
+        await until(lambda: call.container_id in engine.removed)
+        assert (await ex.invoker.invoke(call_of(ex, "/h", b"fine"))).status == 200
