@@ -49,5 +49,5 @@ def test_the_noisy_neighbour_benchmark_completes(tmp_path: Path):
 def test_the_compat_benchmark_completes(tmp_path: Path):
     run_quick("benchmarks.compat", tmp_path, timeout=180)
     result = orjson.loads((tmp_path / "compat.json").read_bytes())
-    assert len(result["results"]) == 3 and all(r["n"] > 0 for r in result["results"].values())
+    assert len(result["results"]) == 4 and all(r["n"] > 0 for r in result["results"].values())
     assert result["ratios"]["http_over_http_stream"] > 0
