@@ -395,5 +395,7 @@ async def http_echo(
         return b"not http at all\r\n\r\n"
     if body == b"nolength":
         return b"HTTP/1.1 200 OK\r\n\r\nbody"
+    if body == b"twice":  # a second answer nobody asked for, printed while idle
+        return http_response(200, b"first") + http_response(200, b"unasked")
     seen = f"{method} {target} {headers.get('PARAM_ID', '-')} {headers.get('Task-ID')}"
     return http_response(200, body + b" " + seen.encode(), "X-Fn: http")

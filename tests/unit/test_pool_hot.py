@@ -235,3 +235,19 @@ async def test_an_http_function_that_breaks_its_answer_is_replaced(tmp_path, bod
             await ex.invoker.invoke(call)
         await until(lambda: call.container_id in engine.removed)
         assert (await ex.invoker.invoke(call_of(ex, "/h", b"fine"))).status == 200
+
+
+async def test_an_http_function_that_prints_while_idle_is_replaced_before_its_next_call(
+    tmp_path,
+):
+    engine = http_engine()
+    async with fake_executor(tmp_path, engine) as ex:
+        await route(ex, "/h", "fake/http", format="http", min_warm=1)
+        await until(lambda: idle(ex, "/h") == 1)
+        chatty = call_of(ex, "/h", b"twice")
+        assert (await ex.invoker.invoke(chatty)).body == b"first"
+        # The unasked answer broke its connection: the next call goes to a new container.
+        nxt = call_of(ex, "/h", b"next")
+        assert (await ex.invoker.invoke(nxt)).status == 200
+        assert nxt.container_id != chatty.container_id
+        await until(lambda: chatty.container_id in engine.removed)
