@@ -1,4 +1,5 @@
-"""A route's hot pool: `http-stream` containers started ahead of calls and kept between them.
+"""A route's hot pool: `http-stream` or `http` containers started ahead of calls and kept
+between them (pool/container.py is one container's life).
 
 The IO driver of `PoolPolicy`: it tells the policy what happened (a call arrived, a
 container became ready, finished a call, died) and carries out what the policy answers.
