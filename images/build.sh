@@ -100,8 +100,9 @@ function_image() {
   go=$(sed -n 's/^# go: //p' "$dir/Dockerfile")
   if [ -n "$go" ]; then
     apt_install golang-go
+    # Its own cache and path: a CI runner may have no HOME for go's defaults.
     (cd "$ctx" && CGO_ENABLED=0 GOFLAGS=-trimpath GOCACHE="${GOCACHE:-/var/tmp/executor-gocache}" \
-      go build -ldflags='-s -w' -o func "$go")
+      GOPATH="${GOPATH:-/var/tmp/executor-gopath}" go build -ldflags='-s -w' -o func "$go")
   fi
   pip=$(sed -n 's/^# pip: //p' "$dir/Dockerfile")
   # shellcheck disable=SC2086  # the pip line is a list of arguments
