@@ -32,7 +32,10 @@ image() {
   local previous; previous=$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)
   local t0; t0=$(now_ms)
   local log; log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
+  # In the background, not as an if's condition: there `set -e` would not stop the build
+  # at its first failure, and a build whose last step succeeds would pass as built.
+  "$@" >"$log" 2>&1 &
+  if ! wait "$!"; then
     cat "$log" >&2; rm -f "$log"; echo "images/build.sh: $name failed" >&2; exit 1
   fi
   rm -f "$log"

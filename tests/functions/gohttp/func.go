@@ -57,8 +57,8 @@ func main() {
 			for name := range req.Header {
 				seen[name] = req.Header.Get(name)
 			}
-			out, _ := json.Marshal(seen)
-			respond(out, 200, out)
+			answer, _ := json.Marshal(seen)
+			respond(out, 200, answer)
 		}
 	}
 }
