@@ -4,6 +4,7 @@ keep answering, and the other node's routes stay where they are warm."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -28,8 +29,10 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").e
 ROUTES = [f"/fn{i}" for i in range(8)]
 CALLS = 5  # per route, per phase
 
+# Skipped by hand without nginx; in CI (.ci/run sets EXECUTOR_TEST_STRICT) it fails instead.
 pytestmark = pytest.mark.skipif(
-    NGINX is None, reason="nginx is not installed (.ci/run installs Debian's nginx package)"
+    NGINX is None and not os.environ.get("EXECUTOR_TEST_STRICT"),
+    reason="nginx is not installed (.ci/run installs Debian's nginx package)",
 )
 
 
