@@ -138,8 +138,7 @@ class ColdRunner:
         self._metrics.container_started(app, path, "default", call.started - began)
         feeding = asyncio.create_task(_feed(stdio, call.body))
         output = default.Output(self._settings.max_response_bytes, self._settings.max_log_bytes)
-        s = self._settings
-        budget = OutputBudget(s.output_rate, s.output_burst, asyncio.get_running_loop().time)
+        budget = OutputBudget.of(self._settings, asyncio.get_running_loop().time)
         try:
             while (chunk := await stdio.read()) is not None:
                 if chunk[0] == default.STDERR and (pause := budget.spend(len(chunk[1]))):

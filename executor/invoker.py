@@ -1,6 +1,6 @@
 """The invoker: from a call to the runner that serves it, and the call's accounting.
 
-api -> Invoker.invoke -> HotPools (format `http-stream`) or ColdRunner (`default`)
+api -> Invoker.invoke -> HotPools (formats `http`, `http-stream`) or ColdRunner (`default`)
 -> Engine. When the call ends: its metrics and its record (CallRecords, written in the
 background).
 """
@@ -151,7 +151,7 @@ class Invoker:
                 if not self._registry.current(route):
                     raise NotFound(f"route {route.path!r} was removed while the call waited")
                 pool = self._pools.open(call.app, route, image)
-                assert pool is not None  # an http-stream route has one
+                assert pool is not None  # a hot route has one
             try:
                 response = await pool.call(call)
             except PoolRetired:

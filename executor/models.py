@@ -219,7 +219,7 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
             raise InvalidInput(f"route.headers: {name!r} is not a valid header name")
         if name.lower() in FRAMING_HEADERS:
             raise InvalidInput(f"route.headers: {name!r} frames the response: not allowed")
-        if any(_has_control(v) for v in values):
+        if any(has_control(v) for v in values):
             raise InvalidInput(f"route.headers.{name}: control characters are not allowed")
     if route.user is not None and not USER_RE.fullmatch(route.user):
         raise InvalidInput("route.user: must be user[:group], names or numeric ids")
@@ -264,5 +264,5 @@ def _check_config(config: dict[str, str], field: str) -> None:
             raise InvalidInput(f"{field}.{name}: no NUL, at most {CONFIG_VALUE_MAX} characters")
 
 
-def _has_control(value: str) -> bool:
+def has_control(value: str) -> bool:
     return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value)

@@ -32,6 +32,7 @@ from executor.models import (
     AppSpec,
     Route,
     RouteSpec,
+    has_control,
     parse_app,
     parse_route,
     rfc3339,
@@ -140,9 +141,6 @@ class Registry:
             raise NotFound(f"app {name!r} not found")
         return app
 
-    def app_names(self) -> frozenset[str]:
-        return frozenset(self._apps)
-
     def all_routes(self) -> list[Route]:
         return sorted(self._routes.values(), key=lambda r: (r.app_name, r.path))
 
@@ -167,7 +165,7 @@ class Registry:
         if tree is not None and (found := tree.match(path)) is not None:
             params = bind(found.path, path)
             for name, value in params.items():
-                if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                if has_control(value):
                     raise InvalidInput(f"route parameter {name!r}: control characters")
             return found, params
         self.app(app)

@@ -23,6 +23,8 @@ R = TypeVar("R")
 def clean_path(raw: str) -> str:
     """A route path as IronFunctions cleans it (Go's path.Clean, rooted): `//hello`,
     `/hello/`, `/./hello` and `/x/../hello` are all `/hello`."""
+    if "//" not in raw and "." not in raw and not raw.endswith("/"):
+        return raw if raw.startswith("/") else "/" + raw  # clean already: every call's case
     parts: list[str] = []
     for part in raw.split("/"):
         if part in ("", "."):

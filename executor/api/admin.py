@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from executor.api.errors import json_response, read_within
-from executor.errors import InvalidInput
+from executor.errors import InvalidInput, NotFound
 from executor.models import JWT_KEY_SHOWN, App, Route
 from executor.routing import clean_path
 from executor.state import EXECUTOR
@@ -71,8 +71,10 @@ async def delete_app(request: web.Request) -> web.Response:
 async def list_routes(request: web.Request) -> web.Response:
     registry = request.app[EXECUTOR].registry
     app = request.match_info["app"]
-    # IronFunctions lists the routes of an app that does not exist as none.
-    found = registry.routes(app) if app in registry.app_names() else []
+    try:
+        found = registry.routes(app)
+    except NotFound:
+        found = []  # IronFunctions lists the routes of an app that does not exist as none
     return _answer("Successfully listed routes", routes=_routes(request, found))
 
 

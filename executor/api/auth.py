@@ -16,12 +16,14 @@ from executor.errors import Unauthorized
 from executor.models import Route
 from executor.state import EXECUTOR
 
-PROTECTED_PREFIX = "/v1/"
+# The admin API, and IronFunctions' /stats (it names apps and routes; IronFunctions'
+# was open).
+PROTECTED_PREFIXES = ("/v1/", "/stats")
 
 
 @web.middleware
 async def token_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(PROTECTED_PREFIX):
+    if request.path.startswith(PROTECTED_PREFIXES):
         require_token(request)
     return await handler(request)
 

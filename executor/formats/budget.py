@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from executor.config import Settings
+
 # Each chunk read costs this much on top of its bytes: a function writing a byte at a
 # time costs per write (the engine frames each), not per byte.
 CHUNK_COST = 512
@@ -24,6 +26,11 @@ class OutputBudget:
         self._tokens = burst
         self._last = clock()
         self.throttled = 0  # times reading was paused
+
+    @classmethod
+    def of(cls, settings: Settings, clock: Callable[[], float]) -> OutputBudget:
+        """A new container's budget, as the settings give it (config.py: output_*)."""
+        return cls(settings.output_rate, settings.output_burst, clock)
 
     def spend(self, size: int) -> float:
         """Takes a chunk of `size` bytes from the bucket; the seconds to wait before

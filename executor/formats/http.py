@@ -34,9 +34,10 @@ def environment(app: App, route: Route) -> dict[str, str]:
     return with_config(env, app, route)
 
 
-def request_head(call: Call, target: str) -> bytes:
-    """The head of one call's request: `target` is the path and query the caller sent."""
+def call_head(call: Call) -> bytes:
+    """The head of one call's request, for the path and query the caller sent."""
     headers = call.headers
+    target = "/" + call.url.split("/", 3)[3]  # the URL without its scheme and host
     lines = [f"{call.method} {target} HTTP/1.1", f"Content-Length: {len(call.body)}"]
     if not any(name.lower() == "host" for name, _ in headers):
         lines.append("Host: localhost")

@@ -72,11 +72,6 @@ class HotContext:
     lifecycle: Lifecycle
     work: TaskGroup  # starts, output readers and removals
 
-    def output_budget(self) -> OutputBudget:
-        """A new container's budget for what it prints (config.py: output_*)."""
-        s = self.settings
-        return OutputBudget(s.output_rate, s.output_burst, asyncio.get_running_loop().time)
-
 
 class HotContainer:
     def __init__(self, ctx: HotContext, key: str, where: tuple[str, str], route: Route) -> None:
@@ -88,7 +83,6 @@ class HotContainer:
         # `http-stream`: calls on its socket in an iofs directory. `http`: on its stdin and
         # stdout (its stderr is the log), through the attach stream.
         self.format = route.format
-        self._over_stdio = route.format == "http"
         self._stdio_transport: StdioTransport | None = None
         self.directory = ctx.iofs_root / key
         # perf_counter when its start began: a fresh call's wait ends there (Executor-Wait-Ms
@@ -104,6 +98,10 @@ class HotContainer:
         self.reserved = 0  # MiB of the memory budget it holds, given back when it is removed
         self.starter: asyncio.Task | None = None
         self.gone = False
+
+    @property
+    def _over_stdio(self) -> bool:
+        return self.format == "http"
 
     # -- start ---------------------------------------------------------------------------
 
@@ -239,7 +237,7 @@ class HotContainer:
             with contextlib.suppress(EngineError):
                 assert self.stdio is not None
                 frames = LogFrames(http_stream.LOGFRAME_NAME)
-                budget = self._ctx.output_budget()
+                budget = OutputBudget.of(self._ctx.settings, asyncio.get_running_loop().time)
                 while (chunk := await self.stdio.read()) is not None:
                     stream, data = chunk
                     if transport is not None and stream == STDOUT and not transport.closed:

@@ -27,7 +27,8 @@ from executor.errors import (
     ShuttingDown,
     StartTimedOut,
 )
-from executor.formats import http, http_stream
+from executor.formats import http_stream
+from executor.formats.hot import protocol
 from executor.metrics import ContainerEvent
 from executor.models import App, Route
 from executor.pool.connection import (
@@ -60,6 +61,8 @@ class HotPool:
         self.route = route
         self.key = key
         self._body = body
+        # The format's protocol logic (formats/): a format change re-keys the pool.
+        self._format = protocol(route.format)
         self._policy: PoolPolicy[asyncio.Future] = PoolPolicy(_limits(route), self._loop.time)
         self._containers: dict[str, HotContainer] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -95,7 +98,7 @@ class HotPool:
                 self._discard(c, f"socket unreachable: {exc}")
                 return await self.call(call)
         call.container_id = c.docker_id
-        head = self._request_head(call)
+        head = self._format.call_head(call)
         limit = self._ctx.settings.max_response_bytes
         reply: Reply | None = None
         try:
@@ -103,7 +106,7 @@ class HotPool:
             reply = c.conn.send(head, call.body)
             reply.expire_at(call.deadline)
             await reply.head()
-            answer = self._interpret(reply.status, reply.headers)
+            answer = self._format.interpret(reply.status, reply.headers)
             if reply.content_length is not None and reply.content_length > limit:
                 raise ResponseTooLarge(limit)
             parts: list[bytes] = []
@@ -127,24 +130,6 @@ class HotPool:
         if answer.outcome == "timeout":
             raise FunctionTimedOut(call.route.timeout)
         return Response(answer.status, body, answer.headers)
-
-    def _request_head(self, call: Call) -> bytes:
-        if self.route.format == "http":
-            return http.request_head(call, target="/" + call.url.split("/", 3)[3])
-        return http_stream.request_head(
-            call_id=call.id,
-            deadline=call.deadline_utc,
-            method=call.method,
-            url=call.url,
-            headers=call.headers,
-            content_length=len(call.body),
-            params=call.params,
-        )
-
-    def _interpret(self, status: int, headers: list[tuple[bytes, bytes]]) -> http_stream.Answer:
-        if self.route.format == "http":
-            return http.interpret(status, headers)
-        return http_stream.interpret(status, headers)
 
     async def _failed(self, call: Call, c: HotContainer, exc: BaseException) -> BaseException:
         """What a call whose exchange broke gets; its container is removed and replaced,

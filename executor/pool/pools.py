@@ -22,7 +22,7 @@ from executor.docker import spec
 from executor.docker.engine import Engine, ImageInfo
 from executor.docker.events import ContainerEvents
 from executor.errors import NOT_TAKING_CALLS, BadSetting, ServiceUnavailable, ShuttingDown
-from executor.formats import http, http_stream
+from executor.formats import hot, http_stream
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
 from executor.models import App, Route
@@ -116,10 +116,7 @@ class HotPools:
         if not route.hot:
             self.remove(*where)
             return None
-        if route.format == "http":
-            env = http.environment(app, route)
-        else:
-            env = http_stream.environment(app, route)
+        env = hot.protocol(route.format).environment(app, route)
         body = spec.hot_container(
             identity=self._identity,
             app=app,
