@@ -5,7 +5,9 @@
   container does not fit first has idle hot containers of other routes evicted (least
   recently used first), then waits, first come first served, until its deadline.
 - Starts: at most `max_starts` containers are being created and started at once, so a
-  burst of cold calls queues here instead of stampeding the engine.
+  burst of cold calls queues here instead of stampeding the engine. Starts for calls
+  (cold calls, hot starts calls wait for) go before background ones (min_warm refills,
+  pre-starts): a cold call never waits behind a pre-start.
 - Containers: at most `max_containers` at once, each reservation taking one (so that
   every container's `PidsLimit` together stays well below the host's pid_max); a full
   host evicts and waits as for memory.
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from executor.errors import ServerBusy, ShuttingDown
@@ -66,7 +69,7 @@ class Admission:
         self.free = budget_mib
         self.max_containers = max_containers
         self.slots = max_containers  # containers that may still be reserved
-        self.starts = _CountingSemaphore(max_starts)
+        self.starts = StartSlots(max_starts)
         # Reservations for calls come before those for min_warm refills (which may wait):
         # memory freed by evicting for a call must not go to a refill queued earlier.
         self._for_calls: collections.deque[_Waiter] = collections.deque()
@@ -157,20 +160,52 @@ class Admission:
         return len(self._for_calls) + len(self._for_refills)
 
 
-class _CountingSemaphore(asyncio.Semaphore):
-    """A semaphore that remembers how many held it at once (tests read `peak`)."""
+class StartSlots:
+    """At most `size` starts at once; those for calls (`urgent`) are granted before any
+    background one waiting. `peak` is the most held at once (tests read it)."""
 
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
-        self.peak = 0
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._later: collections.deque[asyncio.Future[None]] = collections.deque()
         self._held = 0
+        self.peak = 0
 
-    async def acquire(self) -> bool:
-        await super().acquire()
+    async def acquire(self, urgent: bool = True) -> None:
+        if self._free and not self._urgent and (urgent or not self._later):
+            self._take()
+            return
+        future = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._later
+        queue.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as it gave up: pass it on
+            else:
+                queue.remove(future)
+            raise
+
+    def _take(self) -> None:
+        self._free -= 1
         self._held += 1
         self.peak = max(self.peak, self._held)
-        return True
 
     def release(self) -> None:
+        self._free += 1
         self._held -= 1
-        super().release()
+        for queue in (self._urgent, self._later):
+            while queue and self._free:
+                future = queue.popleft()
+                if not future.done():
+                    self._take()
+                    future.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def held(self, urgent: bool = True) -> AsyncIterator[None]:
+        await self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()

@@ -1,8 +1,13 @@
-"""The cold runner: one new container per call (format `default`).
+"""The cold runner: format `default`, one single-use container per call.
 
-create -> attach -> start -> stdin in, stdout/stderr out -> exit status from the event
-stream. The container is removed in the background after the answer, and at the
-deadline the caller is answered 504 at once while the container is killed behind it.
+Cold: create -> attach -> start -> stdin in, stdout/stderr out -> exit status from the
+event stream. Pre-started (`run_prestarted`, a container its route's PrestartPool made
+ready): the same from stdin on, the call's environment first in the launcher's header,
+and the exit status from the launcher's trailers as the function exits (the engine's
+event comes ~30 ms later, after the container's teardown; it is still awaited for a
+failure, as only it says whether memory ran out). Either way the container is removed in
+the background after the answer, and at the deadline the caller is answered 504 at once
+while the container is killed behind it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from executor.admission import Admission
 from executor.calls import Call, Response
@@ -30,6 +38,8 @@ from executor.formats import default
 from executor.formats.budget import OutputBudget
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
+from executor.pool.container import HotContainer
+from executor.pool.prestart import PrestartPool
 from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -69,9 +79,20 @@ class ColdRunner:
         await self._admission.reserve(call.route.memory, call.deadline, None)
         call.start = "cold"
         call.assigned = time.perf_counter()
+        return await self._in_task(call, self._run_container(call, image))
+
+    async def run_prestarted(self, call: Call, c: HotContainer, pool: PrestartPool) -> Response:
+        """The call in a pre-started container `pool` gave it: already in the memory
+        budget, created, attached and started, waiting in its launcher."""
+        call.start = "warm"
+        call.assigned = call.started = time.perf_counter()
+        call.container_id = c.docker_id
+        return await self._in_task(call, self._run_prestarted(call, c, pool))
+
+    async def _in_task(self, call: Call, container_life: Coroutine[Any, Any, Response]) -> Response:
         # The container's whole life is one task, shielded from the caller: when the
         # deadline cancels the wait, the task still removes what it created.
-        task = asyncio.create_task(self._run_container(call, image))
+        task = asyncio.create_task(container_life)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         try:
@@ -136,11 +157,35 @@ class ColdRunner:
         call.started = time.perf_counter()
         app, path = call.app.name, call.route.path
         self._metrics.container_started(app, path, "default", call.started - began)
-        feeding = asyncio.create_task(_feed(stdio, call.body))
-        output = default.Output(self._settings.max_response_bytes, self._settings.max_log_bytes)
-        budget = OutputBudget.of(self._settings, asyncio.get_running_loop().time)
+        return await self._collect(call, container_id, stdio, exited, call.body, None)
+
+    async def _run_prestarted(self, call: Call, c: HotContainer, pool: PrestartPool) -> Response:
+        assert c.docker_id is not None and c.stdio is not None and c.exited is not None
+        nonce = secrets.token_bytes(default.NONCE_SIZE)
+        stdin = default.launcher_header(default.environment(call), nonce) + call.body
         try:
-            while (chunk := await stdio.read()) is not None:
+            return await self._collect(call, c.docker_id, c.stdio, c.exited, stdin, nonce)
+        finally:
+            pool.finished(c)  # removed, its memory given back
+
+    async def _collect(
+        self,
+        call: Call,
+        container_id: str,
+        stdio: Stdio,
+        exited: asyncio.Future[int],
+        stdin: bytes,
+        nonce: bytes | None,
+    ) -> Response:
+        """Feeds stdin, reads stdout and stderr until the function exits, and answers
+        from its exit status."""
+        app, path = call.app.name, call.route.path
+        feeding = asyncio.create_task(_feed(stdio, stdin))
+        settings = self._settings
+        output = default.Output(settings.max_response_bytes, settings.max_log_bytes, nonce)
+        budget = OutputBudget.of(settings, asyncio.get_running_loop().time)
+        try:
+            while output.exit_status is None and (chunk := await stdio.read()) is not None:
                 if chunk[0] == default.STDERR and (pause := budget.spend(len(chunk[1]))):
                     # Past the budget the function's stderr is read slowly, so its writes
                     # block: the log keeps its first max_log_bytes either way.
@@ -150,8 +195,15 @@ class ColdRunner:
                 if not output.add(*chunk):
                     # Killed by the removal that follows, once the attach stream is
                     # closed: while its output is unread the engine cannot reap it.
-                    raise ResponseTooLarge(self._settings.max_response_bytes)
-            status = await exited
+                    raise ResponseTooLarge(settings.max_response_bytes)
+            if output.too_large:  # a launcher's trailer missing where it was allowed for
+                raise ResponseTooLarge(settings.max_response_bytes)
+            status = output.exit_status
+            if status != 0:
+                # No trailer (a cold container, or the launcher itself was killed) or a
+                # failure: the engine's word, which alone knows an OOM kill.
+                engine_status = await asyncio.shield(exited)
+                status = engine_status if status is None else status
         except EngineError as exc:
             raise from_engine(exc, call.route.image) from None
         finally:
@@ -160,6 +212,8 @@ class ColdRunner:
             await stdio.close()
         if status == 0:
             return Response(200, output.body)
+        if self._lifecycle.stopping:
+            raise ShuttingDown()  # killed by the shutdown, not by its own fault
         if self._events.was_oom_killed(container_id):
             self._metrics.container_event(app, path, "oom")
             raise FunctionFailed(f"out of memory (limit {call.route.memory} MiB)")
@@ -193,9 +247,9 @@ def _current_task_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def _feed(stdio: Stdio, body: bytes) -> None:
+async def _feed(stdio: Stdio, stdin: bytes) -> None:
     # A function may exit without reading its input; a broken pipe is not an error here.
     with contextlib.suppress(EngineError, RuntimeError):
-        if body:
-            await stdio.write(body)
+        if stdin:
+            await stdio.write(stdin)
         stdio.end_input()

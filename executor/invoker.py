@@ -1,7 +1,8 @@
 """The invoker: from a call to the runner that serves it, and the call's accounting.
 
-api -> Invoker.invoke -> HotPools (formats `http`, `http-stream`) or ColdRunner (`default`)
--> Engine. When the call ends: its metrics and its record (CallRecords, written in the
+api -> Invoker.invoke -> the route's HotPool (formats `http`, `http-stream`) or the
+ColdRunner (`default`: in a container its PrestartPool has ready, else a new one) ->
+Engine. When the call ends: its metrics and its record (CallRecords, written in the
 background).
 """
 
@@ -29,8 +30,9 @@ from executor.errors import (
 )
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
-from executor.pool.hot import PoolRetired
-from executor.pool.pools import HotPools
+from executor.pool.base import PoolRetired
+from executor.pool.hot import HotPool
+from executor.pool.pools import RoutePools
 from executor.registry import Registry
 from executor.stats import CallStats
 from executor.store.calls import Records
@@ -41,7 +43,7 @@ class Invoker:
         self,
         registry: Registry,
         cold: ColdRunner,
-        pools: HotPools,
+        pools: RoutePools,
         metrics: Metrics,
         records: Records,
         lifecycle: Lifecycle,
@@ -142,27 +144,42 @@ class Invoker:
             raise ShuttingDown(NOT_TAKING_CALLS)
         route = call.route
         if route.hot:
-            pool = self._pools.pool(call.app.name, route.path)
-            if pool is None:
-                # Not announced yet (the engine was unreachable at start-up, say). The
-                # route may go while its image is looked up: a deleted route's pool is
-                # never brought back.
-                image = await self._image(call)
-                if not self._registry.current(route):
-                    raise NotFound(f"route {route.path!r} was removed while the call waited")
-                pool = self._pools.open(call.app, route, image)
-                assert pool is not None  # a hot route has one
+            pool = self._pools.hot(call.app.name, route.path) or await self._open_pool(call)
+            assert isinstance(pool, HotPool)
             try:
                 response = await pool.call(call)
             except PoolRetired:
                 # Drained while the call waited (the route changed): its new pool.
                 response = await self._pools.call_after_retire(call, pool)
         else:
-            response = await self._cold.run(call, await self._image(call))
+            response = await self._single_use(call)
         if route.headers:
             added = [(k, v) for k, values in route.headers.items() for v in values]
             return replace(response, headers=added + response.headers)
         return response
+
+    async def _single_use(self, call: Call) -> Response:
+        """A `default` call: in a pre-started container when its route has one ready,
+        else cold at once (never waiting for a pre-start)."""
+        app, route = call.app, call.route
+        pool = self._pools.prestarted(app.name, route.path)
+        container = pool.take(call.id) if pool is not None else None
+        if pool is not None and container is not None:
+            return await self._cold.run_prestarted(call, container, pool)
+        image = await self._image(call)
+        if pool is None and route.min_warm and self._registry.current(route):
+            with contextlib.suppress(ShuttingDown):
+                self._pools.open(app, route, image)  # pre-starts for the next calls
+        return await self._cold.run(call, image)
+
+    async def _open_pool(self, call: Call) -> HotPool | None:
+        # Not announced yet (the engine was unreachable at start-up, say). The route may
+        # go while its image is looked up: a deleted route's pool is never brought back.
+        image = await self._image(call)
+        if not self._registry.current(call.route):
+            raise NotFound(f"route {call.route.path!r} was removed while the call waited")
+        pool = self._pools.open(call.app, call.route, image)
+        return pool if isinstance(pool, HotPool) else None
 
     async def _image(self, call: Call) -> ImageInfo:
         try:

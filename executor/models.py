@@ -98,7 +98,8 @@ class RouteSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _min_warm_follows_format(cls, data: Any) -> Any:
-        # Hot routes keep one container hot by default; default-format ones cannot.
+        # Hot routes keep one container hot by default; default-format ones pre-start
+        # none unless asked (each idle one holds its memory).
         if isinstance(data, dict) and data.get("min_warm") is None:
             hot = isinstance(data.get("format"), str) and data["format"] in HOT_FORMATS
             data = {**data, "min_warm": 1 if hot else 0}
@@ -211,8 +212,6 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
     _check_range("route.idle_timeout", route.idle_timeout, 1, s.idle_timeout_max, "seconds")
     _check_range("route.max_containers", route.max_containers, 1, s.max_containers_max)
     _check_range("route.min_warm", route.min_warm, 0, route.max_containers, "(max_containers)")
-    if not route.hot and route.min_warm != 0:
-        raise InvalidInput("route.min_warm: must be 0 for format 'default' (cold containers)")
     _check_config(route.config, "route.config")
     for name, values in route.headers.items():
         if not HEADER_NAME_RE.fullmatch(name):

@@ -38,7 +38,7 @@ from executor.errors import BadSetting, ExecutorError
 from executor.invoker import Invoker
 from executor.lifecycle import Lifecycle, Phase
 from executor.metrics import Metrics
-from executor.pool.pools import HotPools
+from executor.pool.pools import RoutePools
 from executor.registry import Registry
 from executor.stats import CallStats
 from executor.store.calls import CallRecords, NoCallRecords
@@ -66,7 +66,7 @@ class Executor:
     registry: Registry
     admission: Admission
     cold: ColdRunner
-    pools: HotPools
+    pools: RoutePools
     stats: CallStats
     invoker: Invoker
     async_calls: AsyncCalls | NoAsyncCalls
@@ -158,7 +158,7 @@ class Executor:
         self.admission = Admission(budget, s.max_starts, containers, lifecycle)
         parts = (engine, events, self.identity, s, metrics, self.admission)
         self.cold = ColdRunner(*parts, lifecycle, work)
-        self.pools = HotPools(*parts, self.records.add_log, lifecycle, work)
+        self.pools = RoutePools(*parts, self.records.add_log, lifecycle, work)
         self.admission.evict_with(self.pools.evict_idle)
         metrics.watch_pools(self.pools.counts)
         self.stats = CallStats()

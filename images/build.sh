@@ -128,8 +128,23 @@ source_image() {
   SOURCE=
 }
 
+# The launcher of pre-started `default` containers (images/launcher/launch.c): a static
+# binary beside executor/pool/launcher.py, which copies it where containers bind-mount it.
+LAUNCHER=executor/pool/launch
+build_launcher() {
+  local src=images/launcher/launch.c
+  if [ "$FORCE" != 1 ] && [ -x "$LAUNCHER" ] && [ "$LAUNCHER" -nt "$src" ]; then
+    printf '  %-34s present\n' "$LAUNCHER"; return 0
+  fi
+  apt_install gcc libc6-dev
+  gcc -static -Os -Wall -Wextra -Werror -o "$LAUNCHER.tmp" "$src"
+  strip "$LAUNCHER.tmp" && mv "$LAUNCHER.tmp" "$LAUNCHER"
+  printf '  %-34s built\n' "$LAUNCHER"
+}
+
 ONLY=("$@")
 echo "images:"
+build_launcher
 image "$BUSYBOX" build_busybox
 image "$PYTHON" build_python
 source_image executor/hello:latest examples/hello

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 TAG=${1:-executor/executor:latest}
 BASE=${BASE:-executor/python3:latest}
-docker image inspect "$BASE" >/dev/null 2>&1 || images/build.sh "$BASE"
+# The base, and the launcher of pre-started containers that executor/ carries.
+images/build.sh "$BASE" >/dev/null
 
 t0=$(now_ms)
 # The pinned dependencies, as pyproject.toml lists them.

@@ -4,8 +4,11 @@ An image is a program. A `ColdProgram` is a coroutine given the container: it re
 stdin, prints, and returns its exit status. A `HotProgram` serves `http-stream` calls:
 at start, the container listens on `lsnr.sock` in the iofs directory its create body
 mounts (an aiohttp server in this process), so the executor's real readiness watcher,
-socket checks and connection code run against it. Exits reach the executor as the
-engine's `die` (and `oom`) events, on the same event stream the real engine gives.
+socket checks and connection code run against it. A container whose entrypoint is the
+launcher (a pre-started one) does what images/launcher/launch.c does: it waits for the
+header on stdin, runs the program with that environment and the rest of stdin, and ends
+stdout and stderr with the trailer. Exits reach the executor as the engine's `die` (and
+`oom`) events, on the same event stream the real engine gives.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from aiohttp import web
 
 from executor.docker.engine import ImageInfo
 from executor.errors import EngineDown, EngineError
-from executor.formats import http_stream
+from executor.formats import default, http_stream
 
 ColdProgram = Callable[["FakeContainer"], Awaitable[int]]
 # An `http`-format function: given each request (method, target, headers, body), the raw
@@ -79,6 +82,7 @@ class FakeStdio:
 
     def end_input(self) -> None:
         self.stdin_ended.set()
+        self.stdin_grew.set()
 
     async def read(self) -> tuple[int, bytes] | None:
         if self.closed:
@@ -100,6 +104,8 @@ class FakeContainer:
     running: bool = False
     exit_code: int | None = None
     calls: int = 0
+    # A pre-started container's call environment, from its launcher header.
+    call_env: dict[str, str] = field(default_factory=dict)
     _task: asyncio.Task | None = None
     _runner: web.AppRunner | None = None
     # Calls being handled: their task and connection, cut when the process dies.
@@ -111,7 +117,12 @@ class FakeContainer:
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(item.split("=", 1) for item in self.config.get("Env") or [])
+        env = dict(item.split("=", 1) for item in self.config.get("Env") or [])
+        return {**env, **self.call_env}
+
+    @property
+    def prestarted(self) -> bool:
+        return self.config.get("Entrypoint") == [default.LAUNCHER_PATH]
 
     @property
     def iofs(self) -> Path:
@@ -164,10 +175,39 @@ class FakeContainer:
 
     async def _run_cold(self, program: ColdProgram) -> None:
         try:
+            if self.prestarted:
+                nonce = await self._launcher_header()
+                if nonce is None:
+                    await self.exit(0)  # stdin ended before any call
+                    return
             code = await program(self)
         except asyncio.CancelledError:
             return
+        if self.prestarted and not self.engine.launcher_killed:
+            trailer = nonce + code.to_bytes(4, "big")
+            self.print(trailer)
+            self.print(trailer, stream=2)
         await self.exit(code)
+
+    async def _launcher_header(self) -> bytes | None:
+        """As the launcher: the header's nonce, its entries set in `call_env` and taken
+        off stdin; None if stdin ends first."""
+        stdin = self.stdio.stdin
+        fixed = len(default.LAUNCHER_MAGIC) + default.NONCE_SIZE + 4
+        while True:
+            if len(stdin) >= fixed:
+                size = int.from_bytes(stdin[fixed - 4 : fixed], "big")
+                if len(stdin) >= fixed + size:
+                    assert stdin[:4] == default.LAUNCHER_MAGIC
+                    nonce = bytes(stdin[4 : 4 + default.NONCE_SIZE])
+                    entries = bytes(stdin[fixed : fixed + size]).split(b"\0")[:-1]
+                    self.call_env = dict(e.decode().split("=", 1) for e in entries)
+                    del stdin[: fixed + size]
+                    return nonce
+            if self.stdio.stdin_ended.is_set():
+                return None
+            self.stdio.stdin_grew.clear()
+            await self.stdio.stdin_grew.wait()
 
     async def _serve(self, program: HotProgram) -> None:
         await asyncio.sleep(program.ready_after)
@@ -206,6 +246,8 @@ class FakeEngine:
         self.down = False  # every call fails as if the engine were unreachable
         self.fail: dict[str, EngineError] = {}  # operation -> the error it raises
         self.create_delay = 0.0
+        # Pre-started containers' launchers die with their program: no trailer comes.
+        self.launcher_killed = False
         self._subscribers: list[tuple[dict[str, list[str]], asyncio.Queue]] = []
         self._next = 0
 
@@ -248,7 +290,7 @@ class FakeEngine:
     async def image(self, ref: str) -> ImageInfo | None:
         self._check("image_inspect")
         if ref in self.images:
-            return ImageInfo(id=self._image_id(ref), user="")
+            return ImageInfo(id=self._image_id(ref), user="", command=("/func",))
         return None
 
     async def pull(self, ref: str) -> None:

@@ -33,6 +33,9 @@ T = TypeVar("T")
 class ImageInfo:
     id: str
     user: str
+    # What a container of it runs: its Entrypoint then its Cmd (a pre-started container
+    # gives it to the launcher).
+    command: tuple[str, ...] = ()
 
 
 class Stdio(Protocol):
@@ -63,7 +66,7 @@ class Engine(Protocol):
     async def version(self) -> dict[str, Any]: ...
 
     async def image(self, ref: str) -> ImageInfo | None:
-        """The image's ID and USER, or None when the engine does not have it."""
+        """The image's ID, USER and command, or None when the engine does not have it."""
 
     async def pull(self, ref: str) -> None: ...
 
@@ -169,7 +172,9 @@ class DockerEngine:
             if exc.status == 404:
                 return None
             raise
-        return ImageInfo(id=data["Id"], user=(data.get("Config") or {}).get("User") or "")
+        config = data.get("Config") or {}
+        command = (*(config.get("Entrypoint") or ()), *(config.get("Cmd") or ()))
+        return ImageInfo(id=data["Id"], user=config.get("User") or "", command=command)
 
     async def pull(self, ref: str) -> None:
         """Pulls the image from its registry; EngineError when that fails."""

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from executor.docker.engine import ImageInfo
+from executor.formats.default import LAUNCHER_PATH
 from executor.models import App, Route
 
 MiB = 1024 * 1024
@@ -89,6 +90,38 @@ def cold_container(
     """A `default`-format container: stdin attached once, output captured by attach."""
     body = _container(identity, app, route, image, env, pids_limit, "cold", call_id)
     body.update(Image=route.image, AttachStdin=True, OpenStdin=True, StdinOnce=True)
+    return body
+
+
+def prestart_container(
+    *,
+    identity: Identity,
+    app: App,
+    route: Route,
+    image: ImageInfo,
+    env: dict[str, str],
+    pids_limit: int,
+    launcher: str,
+) -> dict[str, Any]:
+    """A pre-started `default` container: started before its call, waiting in the
+    launcher (`launcher`, its host path, bind-mounted read-only as the entrypoint) with
+    the image's own command as its arguments. `env` has no per-call values: the launcher
+    header brings them (formats/default.py). Keyed like a hot pool: the image is its ID.
+
+    Its PidsLimit is one more than a cold container's: the launcher stays as the
+    program's parent, so the program may run as many processes as in a cold one.
+    """
+    body = _container(identity, app, route, image, env, pids_limit + 1, "cold")
+    body.update(
+        Image=image.id,
+        Entrypoint=[LAUNCHER_PATH],
+        Cmd=list(image.command),
+        AttachStdin=True,
+        OpenStdin=True,
+        StdinOnce=True,
+    )
+    mount = {"Type": "bind", "Source": launcher, "Target": LAUNCHER_PATH, "ReadOnly": True}
+    body["HostConfig"]["Mounts"] = [mount]
     return body
 
 

@@ -1,9 +1,13 @@
-"""One hot container's life, in one place (the Fn agent's cookie.go is the model):
+"""One pooled container's life, in one place (the Fn agent's cookie.go is the model):
 room in the memory budget, its iofs tmpfs, create, attach, start, readiness, the checked
 connection to its socket, its output read within a budget, why it died, and its removal.
 
-`HotPool` (hot.py) decides when containers start and go and which call each serves;
-everything it asks of one container is a method here. Failures leave as named
+Hot containers (`http-stream`, `http`) serve call after call. A pre-started `default`
+container serves one: it waits in its launcher, with its attach stream left for that
+call to use (the cold runner's exchange), and is removed after it.
+
+The pools (hot.py, prestart.py) decide when containers start and go and which call each
+serves; everything they ask of one container is a method here. Failures leave as named
 `ExecutorError`s, translated once in `_start_error`.
 """
 
@@ -81,13 +85,15 @@ class HotContainer:
         self._image = route.image
         self._memory = route.memory
         # `http-stream`: calls on its socket in an iofs directory. `http`: on its stdin and
-        # stdout (its stderr is the log), through the attach stream.
+        # stdout (its stderr is the log), through the attach stream. `default`: one call,
+        # pre-started (the call's exchange reads its attach stream).
         self.format = route.format
         self._stdio_transport: StdioTransport | None = None
         self.directory = ctx.iofs_root / key
         # perf_counter when its start began: a fresh call's wait ends there (Executor-Wait-Ms
         # does not count a container's start).
         self.start_began = time.perf_counter()
+        self.created = asyncio.get_running_loop().time()
         self.docker_id: str | None = None
         self.conn: HotConnection | None = None
         self.stdio: Stdio | None = None
@@ -102,6 +108,10 @@ class HotContainer:
     @property
     def _over_stdio(self) -> bool:
         return self.format == "http"
+
+    @property
+    def single_use(self) -> bool:
+        return self.format == "default"
 
     # -- start ---------------------------------------------------------------------------
 
@@ -121,14 +131,15 @@ class HotContainer:
             self.start_began = time.perf_counter()  # a fresh call's wait includes the above
             times = [self.start_began]
             settings = ctx.settings
-            if not self._over_stdio:
+            if self.format == "http-stream":
                 iofs.create(self.directory, settings.iofs_size, settings.iofs_tmpfs)
                 ready = ctx.watcher.ready(self.directory, http_stream.SOCKET_NAME)
                 host_dir = str(ctx.iofs_host_root / self.key)
                 body = spec.with_iofs(body, host_dir, http_stream.IOFS_MOUNT)
             # The start slot is held until the container is ready: a hundred functions
             # initialising at once on a few cores would each pass the start timeout.
-            async with ctx.admission.starts:
+            # Starts for waiting calls before refills and pre-starts (admission.py).
+            async with ctx.admission.starts.held(urgent=evict):
                 await self._launch(body, on_exit, times)
                 if ready is not None:
                     async with asyncio.timeout(settings.hot_start_timeout):
@@ -143,20 +154,23 @@ class HotContainer:
     async def _launch(
         self, body: dict[str, Any], on_exit: Callable[[], None], times: list[float]
     ) -> None:
-        """Create, attach (stdin too over stdio: the calls' way in), start."""
+        """Create, attach (stdin too over stdio and when single-use: the calls' way in),
+        start."""
         ctx = self._ctx
         self.docker_id = await ctx.engine.create(body)
         times.append(time.perf_counter())
         self.exited = ctx.events.expect_exit(self.docker_id)
         self.exited.add_done_callback(lambda _: on_exit())
-        self.stdio = await ctx.engine.attach(self.docker_id, stdin=self._over_stdio)
+        stdin = self._over_stdio or self.single_use
+        self.stdio = await ctx.engine.attach(self.docker_id, stdin=stdin)
         if self._over_stdio:
             self.conn, self._stdio_transport = HotConnection.over_stdio(self.stdio)
-        ctx.work.spawn(self._read_output(), "hot container output")
+        if not self.single_use:
+            ctx.work.spawn(self._read_output(), "hot container output")
         times.append(time.perf_counter())
         await ctx.engine.start(self.docker_id)
         times.append(time.perf_counter())
-        if ctx.settings.hot_sched_batch:
+        if ctx.settings.hot_sched_batch and not self.single_use:
             ctx.work.spawn(self._schedule_as_batch(), "SCHED_BATCH")
 
     async def _until_ready(self, ready: asyncio.Future[None], times: list[float]) -> None:
@@ -273,6 +287,16 @@ class HotContainer:
         self.output += data
         if len(self.output) > 2 * OUTPUT_TAIL:
             del self.output[:-OUTPUT_TAIL]
+
+    async def read_last_output(self) -> None:
+        """A single-use container that exited before its call: what it printed (the
+        launcher's reason, say), kept for `tail`; at most DEATH_NOTICE spent on it."""
+        if self.stdio is None:
+            return
+        with contextlib.suppress(EngineError, TimeoutError):
+            async with asyncio.timeout(DEATH_NOTICE):
+                while (chunk := await self.stdio.read()) is not None:
+                    self._keep_tail(chunk[1])
 
     def event(self, event: ContainerEvent) -> None:
         self._ctx.metrics.container_event(*self.where, event)

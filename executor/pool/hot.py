@@ -1,18 +1,14 @@
 """A route's hot pool: `http-stream` or `http` containers started ahead of calls and kept
-between them (pool/container.py is one container's life).
-
-The IO driver of `PoolPolicy`: it tells the policy what happened (a call arrived, a
-container became ready, finished a call, died) and carries out what the policy answers.
-Starting, replacing and removing containers run in background tasks; a call's path only
-takes a container (a list pop when one is idle), sends its request on the container's
-persistent connection and reads the answer.
+between them. Its upkeep (starts, expiry, deaths, drains) is every pool's (base.py); here
+is the call path: a call takes an idle container (a list pop) or queues for one, sends its
+request on the container's persistent connection, reads the answer, and gives the
+container back (the policy hands it to the next waiting call, or it goes idle).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,8 +25,8 @@ from executor.errors import (
 )
 from executor.formats import http_stream
 from executor.formats.hot import protocol
-from executor.metrics import ContainerEvent
 from executor.models import App, Route
+from executor.pool.base import PoolRetired, RoutePool
 from executor.pool.connection import (
     ConnectionBroken,
     MalformedResponse,
@@ -39,7 +35,7 @@ from executor.pool.connection import (
 )
 from executor.pool.container import HotContainer, HotContext
 from executor.pool.iofs import UnsafeSocket
-from executor.pool.policy import Assignment, Limits, PoolPolicy
+from executor.pool.policy import Limits
 
 log = logging.getLogger(__name__)
 
@@ -47,29 +43,13 @@ log = logging.getLogger(__name__)
 STREAM_AFTER = 256 * 1024
 
 
-class PoolRetired(Exception):
-    """The pool was drained (route changed or deleted): the call tries the route's new pool."""
-
-
-class HotPool:
+class HotPool(RoutePool):
     def __init__(
         self, ctx: HotContext, app: App, route: Route, body: dict[str, Any], key: str
     ) -> None:
-        self._ctx = ctx
-        self._loop = asyncio.get_running_loop()
-        self.app = app
-        self.route = route
-        self.key = key
-        self._body = body
+        super().__init__(ctx, app, route, body, key)
         # The format's protocol logic (formats/): a format change re-keys the pool.
         self._format = protocol(route.format)
-        self._policy: PoolPolicy[asyncio.Future] = PoolPolicy(_limits(route), self._loop.time)
-        self._containers: dict[str, HotContainer] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_start_error: ExecutorError | None = None
-        # Takes no calls: drained (the route changed or went, or the executor drains).
-        self.retired = False
-        self.empty = asyncio.Event()
 
     # -- the call path -------------------------------------------------------------------
 
@@ -224,49 +204,6 @@ class HotPool:
             return StartTimedOut()
         return ServerBusy("no container was free before the deadline")
 
-    def _event(self, event: ContainerEvent) -> None:
-        self._ctx.metrics.container_event(self.app.name, self.route.path, event)
-
-    # -- pool upkeep (never awaited by a call) -------------------------------------------
-
-    def update(self, app: App, route: Route) -> None:
-        """Fields that change in place: min_warm, max_containers, timeout, idle_timeout."""
-        self.app = app
-        self.route = route
-        self._policy.limits = _limits(route)
-        self._reconcile()
-
-    def _reconcile(self) -> None:
-        if self.retired:
-            return
-        for _ in range(self._policy.starts_wanted()):
-            key = secrets.token_hex(6)
-            where = (self.app.name, self.route.path)
-            container = HotContainer(self._ctx, key, where, self.route)
-            self._containers[key] = container
-            self._policy.starting(key)
-            starter = self._ctx.work.spawn(self._start(container), "start hot container")
-            starter.add_done_callback(lambda task, c=container: self._start_ended(task, c))
-            container.starter = starter
-        for key in self._policy.expired():
-            self._event("evicted")
-            self._discard(self._containers[key], "idle timeout")
-        self._schedule()
-
-    def _schedule(self) -> None:
-        when = self._policy.next_wakeup()
-        if self._timer is not None:
-            if when is not None and self._timer.when() == when + 0.001:
-                return  # already set for then
-            self._timer.cancel()
-            self._timer = None
-        if when is not None and not self.retired:
-            self._timer = self._loop.call_at(when + 0.001, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._reconcile()
-
     def _release(self, c: HotContainer) -> None:
         if c.gone:
             return
@@ -279,61 +216,6 @@ class HotPool:
         if self._timer is None:
             self._schedule()
 
-    def _hand_over(self, assignment: Assignment | None) -> None:
-        # A waiter already gone (timed out as it was served) passes the container on.
-        while assignment is not None and assignment.waiter.done():
-            assignment = self._policy.release(assignment.key)
-        if assignment is not None:
-            if assignment.warm:
-                assigned = time.perf_counter()
-            else:
-                assigned = self._containers[assignment.key].start_began
-            assignment.waiter.set_result((assignment.key, assignment.warm, assigned))
-
-    async def _start(self, c: HotContainer) -> None:
-        try:
-            await c.start(
-                self._body, evict=self._policy.waiting > 0, on_exit=lambda: self._exited(c)
-            )
-        except ExecutorError as exc:
-            self._start_failed(c, exc)
-            return
-        if c.gone:
-            return
-        if self.retired:
-            self._discard(c, "pool drained")
-            return
-        self._hand_over(self._policy.ready(c.key))
-        self._reconcile()
-
-    def _start_ended(self, task: asyncio.Task, c: HotContainer) -> None:
-        # Cancelled while starting (discarded: drain, shutdown), perhaps before it ran at
-        # all: what was made so far is removed. A crash (logged by the task group) fails
-        # the calls waiting for it like any failed start.
-        if task.cancelled():
-            c.gone = True
-            self._policy.remove(c.key)
-            self._remove_later(c)
-        elif (exc := task.exception()) is not None:
-            self._start_failed(c, FunctionFailed(f"container could not be started: {exc!r}"))
-
-    def _start_failed(self, c: HotContainer, error: ExecutorError) -> None:
-        (log.debug if isinstance(error, ShuttingDown) else log.warning)(
-            "hot container for %s%s failed to start: %s",
-            self.app.name,
-            self.route.path,
-            error.message,
-        )
-        self._last_start_error = error
-        self._event("start_failed")
-        c.gone = True  # the policy forgets it below, not as a removal
-        waiters = self._policy.start_failed(c.key)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error.again())
-        self._remove_later(c)
-        self._reconcile()
-
     def _exited(self, c: HotContainer) -> None:
         # A container that dies while idle is replaced. One dying mid-call fails its call
         # at once (usually its connection has broken already), which discards it.
@@ -344,92 +226,6 @@ class HotPool:
         elif not c.gone:
             c.event("crash")
             self._discard(c, f"exited (status {c.exit_status()})")
-
-    def _discard(self, c: HotContainer, reason: str) -> None:
-        """Takes the container out of the pool and removes it in the background."""
-        if c.gone:
-            return
-        log.debug("removing hot container %s (%s)", c.docker_id, reason)
-        c.gone = True
-        self._policy.remove(c.key)
-        if c.starter is not None and not c.starter.done():
-            c.starter.cancel()  # the start removes what it made
-        else:
-            self._remove_later(c)
-        self._reconcile()
-
-    def _remove_later(self, c: HotContainer) -> None:
-        c.remove_later(lambda: self._removed(c))
-
-    def _removed(self, c: HotContainer) -> None:
-        self._containers.pop(c.key, None)
-        if not self._containers:
-            self.empty.set()
-
-    # -- drain and state -----------------------------------------------------------------
-
-    def retire(self) -> None:
-        """Stops taking calls: waiting calls move to the route's new pool (or fail when
-        there is none), idle containers go now, busy ones when their call ends."""
-        if self.retired:
-            return
-        self.retired = True
-        if self._timer is not None:
-            self._timer.cancel()
-        for waiter in self._policy.drain_queue():
-            if not waiter.done():
-                waiter.set_exception(PoolRetired())
-        for key in self._policy.take_idle():
-            c = self._containers[key]
-            c.gone = True
-            self._remove_later(c)
-        for slot in self._policy.slots():
-            if slot.state == "starting":
-                self._discard(self._containers[slot.key], "pool drained")
-        if not self._containers:
-            self.empty.set()
-
-    def remove_all(self) -> None:
-        """Removes every container now, busy ones included (the end of a shutdown)."""
-        self.retire()
-        for c in list(self._containers.values()):
-            if not c.gone:
-                self._discard(c, "shutting down")
-
-    def idle(self) -> list[tuple[float, str]]:
-        """(last used, key) of each idle container."""
-        return [(s.last_used, s.key) for s in self._policy.slots() if s.state == "idle"]
-
-    def evict(self, key: str) -> int:
-        """Removes an idle container to make room for another route's; the MiB it frees."""
-        c = self._containers.get(key)
-        if c is None or c.gone:
-            return 0
-        self._event("evicted")
-        self._discard(c, "evicted to make room in the memory budget")
-        return c.reserved
-
-    def counts(self) -> dict[str, int]:
-        return {state: self._policy.count(state) for state in ("idle", "busy", "starting")}
-
-    def state(self) -> dict[str, Any]:
-        now = self._loop.time()
-        containers = []
-        for slot in self._policy.slots():
-            c = self._containers.get(slot.key)
-            containers.append(
-                {
-                    "id": (c.docker_id or "")[:12] if c else "",
-                    "state": slot.state,
-                    "age": round(now - slot.created, 3),
-                    "calls": slot.calls,
-                }
-            )
-        return {
-            **self.counts(),
-            "waiting": self._policy.waiting,
-            "containers": containers,
-        }
 
 
 class _WaitExpired(Exception):

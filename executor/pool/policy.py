@@ -75,6 +75,9 @@ class PoolPolicy(Generic[W]):
         self._failures = 0
         self._backoff_until = 0.0
         self._starting = 0  # kept as a count: asked on every call that has to wait
+        # Starts wanted beyond min_warm for calls that found no idle container and were
+        # served elsewhere (a pre-start pool's cold fallbacks): a burst grows the pool.
+        self._missed = 0
 
     # -- what the pool holds -------------------------------------------------------------
 
@@ -106,6 +109,15 @@ class PoolPolicy(Generic[W]):
             return key
         return None
 
+    def take_idle_once(self) -> str | None:
+        """The most recently started idle container, out of the pool for good: it serves
+        one call (a pre-start pool's single-use container); None if none is idle."""
+        if not self._idle:
+            return None
+        key = self._idle.pop()
+        del self._slots[key]
+        return key
+
     def enqueue(self, waiter: W, urgent: bool = True) -> None:
         """No idle container: the call waits, first come first served, sync (`urgent`)
         calls before async ones."""
@@ -125,6 +137,13 @@ class PoolPolicy(Generic[W]):
         self._queue = _Queue()
         return waiters
 
+    def missed(self) -> None:
+        """A call found no idle container and did not wait (a pre-start pool's call went
+        cold): one more container is wanted, within `max_containers`. Those above
+        `min_warm` expire after `idle_timeout` like any idle container."""
+        room = max(self.limits.max_containers - len(self._slots), 0)
+        self._missed = min(self._missed + 1, room)
+
     def should_fail_fast(self) -> bool:
         """No container at all and starts are backing off after failures: a new call would
         only wait for a start that is likely to fail too."""
@@ -134,15 +153,18 @@ class PoolPolicy(Generic[W]):
 
     def starts_wanted(self) -> int:
         """How many containers to start now: up to `min_warm`, plus one for each waiting
-        call that no starting container will serve, never past `max_containers`."""
+        call that no starting container will serve (or each call `missed`), never past
+        `max_containers`."""
         if self.backing_off():
             return 0
         total = len(self._slots)
         uncovered = len(self._queue) - self.count("starting")
-        need = max(self.limits.min_warm - total, uncovered, 0)
+        need = max(self.limits.min_warm - total, uncovered, 0) + self._missed
         return max(min(need, self.limits.max_containers - total), 0)
 
     def starting(self, key: str) -> None:
+        if self._missed and len(self._slots) >= self.limits.min_warm:
+            self._missed -= 1
         now = self._clock()
         self._slots[key] = Slot(key, "starting", created=now, last_used=now)
         self._starting += 1
@@ -225,7 +247,8 @@ class PoolPolicy(Generic[W]):
             times.append(self._slots[self._idle[0]].last_used + self.limits.idle_timeout)
         if self.backing_off():
             total = len(self._slots)
-            if total < self.limits.min_warm or len(self._queue) > self.count("starting"):
+            uncovered = len(self._queue) > self.count("starting")
+            if total < self.limits.min_warm or uncovered or self._missed:
                 times.append(self._backoff_until)
         return min(times) if times else None
 

@@ -1,4 +1,7 @@
-"""Every route's hot pool: created, re-keyed, drained and removed as routes change.
+"""Every route's pool: created, re-keyed, drained and removed as routes change. A hot
+route (`http-stream`, `http`) has a HotPool; a `default` route with `min_warm` has a
+PrestartPool of single-use containers; a `default` route without has none (every call
+starts cold).
 
 A route's pool is keyed by the hash of its container-create body (SPEC.md "Pool
 identity"). A change of that body (image ID, memory, config, ...) retires the old pool
@@ -22,13 +25,15 @@ from executor.docker import spec
 from executor.docker.engine import Engine, ImageInfo
 from executor.docker.events import ContainerEvents
 from executor.errors import NOT_TAKING_CALLS, BadSetting, ServiceUnavailable, ShuttingDown
-from executor.formats import hot, http_stream
+from executor.formats import default, hot, http_stream
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
 from executor.models import App, Route
-from executor.pool import iofs
+from executor.pool import iofs, launcher
+from executor.pool.base import PoolRetired, RoutePool
 from executor.pool.container import HotContext
-from executor.pool.hot import HotPool, PoolRetired
+from executor.pool.hot import HotPool
+from executor.pool.prestart import PrestartPool
 from executor.pool.readiness import SocketWatcher
 from executor.tasks import TaskGroup
 
@@ -64,7 +69,7 @@ def _own_folder(group: str) -> str:
     return f"exr-{group[-8:]}"
 
 
-class HotPools:
+class RoutePools:
     def __init__(
         self,
         engine: Engine,
@@ -85,21 +90,26 @@ class HotPools:
         iofs.clear(root)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
+        # The launcher pre-started containers bind-mount, as the engine sees it; None
+        # when it was not built (`default` routes then start every call cold).
+        installed = launcher.install(root)
+        host_root = iofs_host_root(settings, identity.group)
+        self._launcher = str(host_root / installed.name) if installed is not None else None
         self._ctx = HotContext(
             engine=engine,
             events=events,
             watcher=SocketWatcher(),
             settings=settings,
             iofs_root=root,
-            iofs_host_root=iofs_host_root(settings, identity.group),
+            iofs_host_root=host_root,
             metrics=metrics,
             admission=admission,
             on_log=on_log,
             lifecycle=lifecycle,
             work=work,
         )
-        self._pools: dict[tuple[str, str], HotPool] = {}
-        self._retired: set[HotPool] = set()
+        self._pools: dict[tuple[str, str], RoutePool] = {}
+        self._retired: set[RoutePool] = set()
 
     # -- routes --------------------------------------------------------------------------
 
@@ -109,22 +119,14 @@ class HotPools:
         with contextlib.suppress(ShuttingDown):
             self.open(app, route, image)
 
-    def open(self, app: App, route: Route, image: ImageInfo) -> HotPool | None:
+    def open(self, app: App, route: Route, image: ImageInfo) -> RoutePool | None:
         """The route's pool, opened or re-keyed as its container body says (None for a
         route with no pool); ShuttingDown while the executor drains."""
         where = (app.name, route.path)
-        if not route.hot:
+        body = self._container_body(app, route, image)
+        if body is None:
             self.remove(*where)
             return None
-        env = hot.protocol(route.format).environment(app, route)
-        body = spec.hot_container(
-            identity=self._identity,
-            app=app,
-            route=route,
-            image=image,
-            env=env,
-            pids_limit=self._settings.pids_limit,
-        )
         key = spec.pool_key(body)
         current = self._pools.get(where)
         if current is not None and current.key == key:
@@ -132,7 +134,7 @@ class HotPools:
             return current
         if self._lifecycle.draining:
             raise ShuttingDown(NOT_TAKING_CALLS)
-        pool = HotPool(self._ctx, app, route, body, key)
+        pool = (HotPool if route.hot else PrestartPool)(self._ctx, app, route, body, key)
         self._pools[where] = pool
         if current is not None:
             log.info("route %s%s changed: draining its pool", app.name, route.path)
@@ -140,13 +142,46 @@ class HotPools:
         pool.update(app, route)  # starts min_warm
         return pool
 
+    def _container_body(self, app: App, route: Route, image: ImageInfo) -> dict[str, Any] | None:
+        """What the route's pool creates its containers with; None for no pool."""
+        pids_limit = self._settings.pids_limit
+        if route.hot:
+            env = hot.protocol(route.format).environment(app, route)
+            return spec.hot_container(
+                identity=self._identity,
+                app=app,
+                route=route,
+                image=image,
+                env=env,
+                pids_limit=pids_limit,
+            )
+        if not route.min_warm or self._launcher is None:
+            return None
+        return spec.prestart_container(
+            identity=self._identity,
+            app=app,
+            route=route,
+            image=image,
+            env=default.static_environment(app, route),
+            pids_limit=pids_limit,
+            launcher=self._launcher,
+        )
+
     def remove(self, app_name: str, path: str) -> None:
         pool = self._pools.pop((app_name, path), None)
         if pool is not None:
             self._retire(pool)
 
-    def pool(self, app_name: str, path: str) -> HotPool | None:
+    def pool(self, app_name: str, path: str) -> RoutePool | None:
         return self._pools.get((app_name, path))
+
+    def hot(self, app_name: str, path: str) -> HotPool | None:
+        pool = self._pools.get((app_name, path))
+        return pool if isinstance(pool, HotPool) else None
+
+    def prestarted(self, app_name: str, path: str) -> PrestartPool | None:
+        pool = self._pools.get((app_name, path))
+        return pool if isinstance(pool, PrestartPool) else None
 
     def evict_idle(self, mib: int, owner: tuple[str, str] | None) -> int:
         """Makes room for `mib` MiB: idle containers of routes other than `owner` go, least
@@ -186,7 +221,7 @@ class HotPools:
         while True:
             if self._lifecycle.draining:
                 raise ShuttingDown()
-            latest = self._pools.get((call.app.name, call.route.path))
+            latest = self.hot(call.app.name, call.route.path)
             if latest is None or latest is pool:
                 raise ServiceUnavailable("route removed while the call waited")
             pool = latest
@@ -197,17 +232,17 @@ class HotPools:
 
     # -- retired pools and shutdown ------------------------------------------------------
 
-    def _retire(self, pool: HotPool) -> None:
+    def _retire(self, pool: RoutePool) -> None:
         pool.retire()
         if not pool.empty.is_set():
             self._retired.add(pool)
             self._ctx.work.spawn(self._forget_when_empty(pool), "forget a drained pool")
 
-    async def _forget_when_empty(self, pool: HotPool) -> None:
+    async def _forget_when_empty(self, pool: RoutePool) -> None:
         await pool.empty.wait()
         self._retired.discard(pool)
 
-    def _all(self) -> list[HotPool]:
+    def _all(self) -> list[RoutePool]:
         return [*self._pools.values(), *self._retired]
 
     def retire_all(self) -> None:

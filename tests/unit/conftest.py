@@ -13,8 +13,18 @@ import pytest
 
 from executor.calls import Call
 from executor.config import Settings
+from executor.pool import launcher
 from executor.runtime import Executor
 from tests.fake_engine import FakeEngine, HotProgram, echo, hot_echo
+
+
+@pytest.fixture(autouse=True)
+def launcher_stand_in(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """The fake engine runs no binary: any file stands in for the built launcher, so
+    these tests need no images/build.sh."""
+    stand_in = tmp_path_factory.getbasetemp() / "launch"
+    stand_in.write_bytes(b"fake launcher")
+    monkeypatch.setattr(launcher, "PACKAGED", stand_in)
 
 
 def fake_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -61,12 +71,5 @@ async def until(condition: Callable[[], Any], within: float = 3.0) -> None:
 
 def call_of(executor: Executor, path: str, body: bytes = b"", **fields: Any) -> Call:
     route = executor.registry.route("t", path)
-    return Call(
-        app=executor.registry.app("t"),
-        route=route,
-        method="POST",
-        url=f"http://localhost/r/t{path}",
-        headers=[],
-        body=body,
-        **fields,
-    )
+    fields = {"method": "POST", "url": f"http://localhost/r/t{path}", "headers": [], **fields}
+    return Call(app=executor.registry.app("t"), route=route, body=body, **fields)

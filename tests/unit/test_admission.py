@@ -92,7 +92,7 @@ async def test_starts_in_flight_are_bounded():
     admission = Admission(budget_mib=100, max_starts=3)
 
     async def start():
-        async with admission.starts:
+        async with admission.starts.held():
             await asyncio.sleep(0.01)
 
     await asyncio.gather(*(start() for _ in range(20)))
@@ -151,3 +151,32 @@ async def test_containers_at_once_are_bounded_and_a_full_host_asks_for_one_evict
     await waiting
     with pytest.raises(NoRoom, match="pid_max"):
         await admission.reserve(10, asyncio.get_running_loop().time() + 0.05, None)
+
+
+async def test_a_start_for_a_call_goes_before_background_starts_waiting():
+    admission = Admission(budget_mib=100, max_starts=1)
+    order: list[str] = []
+    await admission.starts.acquire()
+
+    async def start(name: str, urgent: bool) -> None:
+        async with admission.starts.held(urgent):
+            order.append(name)
+
+    refills = [asyncio.create_task(start(f"refill {i}", False)) for i in range(2)]
+    await asyncio.sleep(0)
+    call = asyncio.create_task(start("call", True))
+    await asyncio.sleep(0)
+    admission.starts.release()
+    await asyncio.gather(*refills, call)
+    assert order == ["call", "refill 0", "refill 1"]
+
+
+async def test_a_start_slot_given_up_while_waiting_is_not_lost():
+    admission = Admission(budget_mib=100, max_starts=1)
+    await admission.starts.acquire()
+    waiting = asyncio.create_task(admission.starts.acquire(urgent=False))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    admission.starts.release()
+    await asyncio.wait_for(admission.starts.acquire(), 1)
+    assert admission.starts.peak == 1

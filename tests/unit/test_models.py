@@ -77,7 +77,6 @@ def test_read_only_fields_are_ignored():
         ({"timeout": 301}, ["route.timeout", "300"]),
         ({"idle_timeout": 3601}, ["route.idle_timeout"]),
         ({"max_containers": 0}, ["route.max_containers"]),
-        ({"min_warm": 1}, ["route.min_warm", "default"]),
         ({"format": "http-stream", "min_warm": 9}, ["route.min_warm"]),
         ({"config": {"a-b": "x"}}, ["route.config", "a-b"]),
         ({"config": {"key": "x", "KEY": "y"}}, ["route.config", "one variable (KEY)"]),

@@ -1,0 +1,78 @@
+"""A `default` route's pool of pre-started containers: single-use ones, created and started
+ahead of calls, each waiting in its launcher for one call (images/launcher/launch.c).
+
+A call takes the most recently started ready one (`take`: a list pop, never a wait); the
+cold runner runs the call in it (ColdRunner.run_prestarted) and hands it back to be
+removed (`finished`); a replacement starts in the background. With none ready the call
+starts cold at once, and the pool grows by one for it (PoolPolicy.missed) up to
+`max_containers`; those above `min_warm` expire after `idle_timeout`. Its upkeep is every
+pool's (base.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from executor.errors import FunctionFailed
+from executor.models import App, Route
+from executor.pool.base import RoutePool
+from executor.pool.container import HotContainer, HotContext
+
+
+class PrestartPool(RoutePool):
+    def __init__(
+        self, ctx: HotContext, app: App, route: Route, body: dict[str, Any], key: str
+    ) -> None:
+        super().__init__(ctx, app, route, body, key)
+        self._in_use: dict[str, HotContainer] = {}  # taken by a call, removed after it
+
+    def take(self, call_id: str) -> HotContainer | None:
+        """A ready pre-started container for this call, out of the pool for good; None
+        when there is none (the call starts cold, and the pool grows for the next)."""
+        if self.retired:
+            return None
+        key = self._policy.take_idle_once()
+        if key is None:
+            self._policy.missed()
+            self._reconcile()
+            return None
+        c = self._containers[key]
+        c.call_id = call_id
+        self._in_use[key] = c
+        self._reconcile()  # its replacement
+        return c
+
+    def finished(self, c: HotContainer) -> None:
+        """The call `c` served has ended: the container is removed."""
+        self._in_use.pop(c.key, None)
+        if not c.gone:
+            c.gone = True
+            self._remove_later(c)
+
+    def _exited(self, c: HotContainer) -> None:
+        # In use, its call sees the exit. Before its call (the launcher found no program
+        # to run, or the container was killed), it is out of the pool at once, and counts
+        # as a failed start once its last output is read: starts back off.
+        if c.gone or c.key in self._in_use:
+            return
+        self._policy.remove(c.key)
+        self._ctx.work.spawn(self._died_before_call(c), "pre-started container died")
+
+    async def _died_before_call(self, c: HotContainer) -> None:
+        await c.read_last_output()
+        if not c.gone:
+            reason = f"exited before its call (exit status {c.exit_status()}): {c.tail()}"
+            self._start_failed(c, FunctionFailed(f"pre-started container {reason}"))
+
+    def counts(self) -> dict[str, int]:
+        return {**super().counts(), "busy": len(self._in_use)}
+
+    def state(self) -> dict[str, Any]:
+        state = super().state()
+        now = self._loop.time()
+        for c in self._in_use.values():
+            age = round(now - c.created, 3)
+            state["containers"].append(
+                {"id": (c.docker_id or "")[:12], "state": "busy", "age": age, "calls": 1}
+            )
+        return state
