@@ -1,14 +1,14 @@
 """Ways of serving one call in a container started before the call, measured on the engine
 itself (no executor in between), interleaved call by call, for [prestart]'s choice:
 
-- launcher-event: the container runs the launcher (images/launcher/launch.c), blocked on
-  stdin; the call writes its environment header and body, ends stdin, reads stdout to
-  EOF, and takes the exit status from the engine's `die` event. What the executor does.
-- launcher-wait: the same, with the status from `POST /containers/{id}/wait`, asked
-  before the call.
+- trailer: the container runs the launcher (images/launcher/launch.c), blocked on stdin;
+  the call writes its environment header and body, ends stdin, and reads stdout and
+  stderr until the launcher's trailers give the exit status. What the executor does.
+- event: the same container, but the call reads to the attach stream's EOF and takes the
+  exit status from the engine's `die` event (as a cold call does).
+- wait: the same, the status from `POST /containers/{id}/wait`, asked before the call.
 - exec: `docker exec` into a waiting container (`sleep`), the call's environment in the
   exec's Env: exec create, start (attached), stdin, stdout, exec inspect for the status.
-- launcher-eof: the floor, not exact: stdout's EOF, no exit status.
 - cold: create, attach, start, stdin, stdout, `die` event (the cold runner's steps).
 
 Each pre-started container is created and started before its call's clock starts.
@@ -33,14 +33,14 @@ from benchmarks.common import machine, summary, table, write_result
 from executor.docker import spec
 from executor.docker.engine import DockerEngine, Stdio
 from executor.docker.events import ContainerEvents
-from executor.formats.default import launcher_header
+from executor.formats import default
 from executor.pool.launcher import PACKAGED
 from executor.tasks import TaskGroup
 
 IMAGE = "executor/busybox:latest"
 COMMAND = ["/bin/sh", "-c", 'read -r name; echo "Hello $name $FN_CALL_ID"']
 LAUNCHER = "/.executor/launch"
-WAYS = ("launcher-event", "launcher-wait", "exec", "launcher-eof", "cold")
+WAYS = ("trailer", "event", "wait", "exec", "cold")
 GROUP = "bench-launch-" + secrets.token_hex(3)
 
 
@@ -108,17 +108,24 @@ class Bench:
         async def run() -> float:
             began = time.perf_counter()
             call_id = secrets.token_hex(8)
-            stdio.send(launcher_header({"FN_CALL_ID": call_id}) + b"bench\n")
+            nonce = secrets.token_bytes(default.NONCE_SIZE)
+            stdio.send(default.launcher_header({"FN_CALL_ID": call_id}, nonce) + b"bench\n")
             stdio.end_input()
-            out = await read_all(stdio)
-            if status == "event":
-                code = await exited
-            elif status == "wait":
-                assert waiting is not None
-                code = (await waiting)["StatusCode"]
+            output = default.Output(1 << 20, 1 << 20, nonce)
+            if status == "trailer":
+                while output.exit_status is None and (chunk := await stdio.read()):
+                    output.add(*chunk)
+                code = output.exit_status
             else:
-                code = 0
+                while chunk := await stdio.read():
+                    output.add(*chunk)
+                if status == "event":
+                    code = await exited
+                else:
+                    assert waiting is not None
+                    code = (await waiting)["StatusCode"]
             took = time.perf_counter() - began
+            out = output.body
             assert code == 0 and out == f"Hello bench {call_id}\n".encode(), (code, out)
             await stdio.close()
             await self.engine.remove(cid)
@@ -177,12 +184,8 @@ class Bench:
         return run
 
     async def prepare(self, way: str) -> Callable[[], Awaitable[float]]:
-        if way == "launcher-event":
-            return await self.launcher_way("event")
-        if way == "launcher-wait":
-            return await self.launcher_way("wait")
-        if way == "launcher-eof":
-            return await self.launcher_way("eof")
+        if way in ("trailer", "event", "wait"):
+            return await self.launcher_way(way)
         if way == "exec":
             return await self.exec_way()
         return await self.cold_way()
@@ -221,9 +224,9 @@ def main() -> None:
     args = parser.parse_args()
     launcher = args.launcher or str(PACKAGED)
     samples = asyncio.run(measure(args.calls, launcher))
-    rows = [["way", "n", "p50 ms", "p90 ms", "p99 ms", "p50 / launcher-event"]]
+    rows = [["way", "n", "p50 ms", "p90 ms", "p99 ms", "p50 / trailer"]]
     results = {way: summary(values) for way, values in samples.items()}
-    base = results["launcher-event"]["p50_ms"]
+    base = results["trailer"]["p50_ms"]
     for way in WAYS:
         s = results[way]
         ratio = s["p50_ms"] / base

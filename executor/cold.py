@@ -184,8 +184,9 @@ class ColdRunner:
         settings = self._settings
         output = default.Output(settings.max_response_bytes, settings.max_log_bytes, nonce)
         budget = OutputBudget.of(settings, asyncio.get_running_loop().time)
+        reader = _OutputReader(stdio, exited)
         try:
-            while output.exit_status is None and (chunk := await stdio.read()) is not None:
+            while output.exit_status is None and (chunk := await reader.next()) is not None:
                 if chunk[0] == default.STDERR and (pause := budget.spend(len(chunk[1]))):
                     # Past the budget the function's stderr is read slowly, so its writes
                     # block: the log keeps its first max_log_bytes either way.
@@ -208,6 +209,7 @@ class ColdRunner:
             raise from_engine(exc, call.route.image) from None
         finally:
             call.log = output.log
+            reader.close()
             feeding.cancel()
             await stdio.close()
         if status == 0:
@@ -240,6 +242,43 @@ class ColdRunner:
             task.cancel()
         if self._running:
             await asyncio.wait(set(self._running))
+
+
+# After the container exits, how long its output may take to end. The engine holds the
+# attach stream open while its copy of stdin is stuck: a function that exited without
+# reading a large body never ends its stream (a read would wait for the deadline).
+EXIT_DRAIN = 0.5
+
+
+class _OutputReader:
+    """A container's output chunks until EOF, or EXIT_DRAIN after it has exited."""
+
+    def __init__(self, stdio: Stdio, exited: asyncio.Future[int]) -> None:
+        self._stdio = stdio
+        self._exited = exited
+        self._reading: asyncio.Future | None = None
+        self._until: float | None = None
+
+    async def next(self) -> tuple[int, bytes] | None:
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._stdio.read())
+        reading = self._reading
+        if not self._exited.done():
+            await asyncio.wait({reading, self._exited}, return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done():
+            if self._until is None:
+                self._until = asyncio.get_running_loop().time() + EXIT_DRAIN
+            try:
+                async with asyncio.timeout_at(self._until):
+                    await asyncio.shield(reading)
+            except TimeoutError:
+                return None
+        self._reading = None
+        return reading.result()
+
+    def close(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
 
 
 def _current_task_cancelled() -> bool:

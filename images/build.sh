@@ -151,6 +151,7 @@ source_image executor/hello:latest examples/hello
 source_image executor/hello-stream:latest examples/hello-stream "$PYTHON"
 source_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
 source_image executor/go-http:latest examples/go-http scratch
+source_image executor/go-hello:latest examples/go-hello scratch
 # Test functions are executor-test/<dir>, benchmark functions executor-bench/<dir>.
 for dir in tests/functions/*/ benchmarks/functions/*/; do
   fn=$(basename "$dir")

@@ -37,6 +37,7 @@ IMAGES = [
     "executor-test/sleep",
     "executor-test/stderr",
     "executor/go-http",
+    "executor/go-hello",
     "executor-test/gohttp",
 ]
 

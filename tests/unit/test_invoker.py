@@ -12,7 +12,7 @@ from tests.unit.conftest import call_of, fake_executor, route
 
 async def test_a_default_route_is_served_cold_and_a_hot_route_from_its_pool(executor):
     await route(executor, "/echo", "fake/echo")
-    await route(executor, "/hot", "fake/hot", format="http-stream")
+    await route(executor, "/hot", "fake/hot", format="http-stream", min_warm=0)
     cold, hot = call_of(executor, "/echo", b"a"), call_of(executor, "/hot", b"b")
     assert (await executor.invoker.invoke(cold)).body == b"a"
     assert (await executor.invoker.invoke(hot)).body == b"b"
