@@ -50,12 +50,14 @@ def cli_args(image: str = IMAGE) -> list[str]:
     ]  # fmt: skip
 
 
-async def docker_cli_call(image: str = IMAGE) -> None:
+async def docker_cli_call(
+    image: str = IMAGE, body: bytes = BODY, expected: bytes = EXPECTED
+) -> None:
     process = await asyncio.create_subprocess_exec(
         *cli_args(image), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
-    out, _ = await process.communicate(BODY)
-    assert process.returncode == 0 and out == EXPECTED, (process.returncode, out)
+    out, _ = await process.communicate(body)
+    assert process.returncode == 0 and out == expected, (process.returncode, out)
 
 
 def raw_config() -> dict:

@@ -90,6 +90,10 @@ class Bench:
         self.events = events
         self.launcher = launcher
         self.docker = aiodocker.Docker()
+        # The trailer way's steps: stdin written, the program's first output, its exit.
+        self.steps: dict[str, list[float]] = {
+            step: [] for step in ("write", "first output", "exit (trailers)")
+        }
 
     async def prestarted(self) -> tuple[str, Stdio, asyncio.Future[int]]:
         cid = await self.engine.create(body(command=COMMAND, launcher=self.launcher))
@@ -112,10 +116,17 @@ class Bench:
             stdio.send(default.launcher_header({"FN_CALL_ID": call_id}, nonce) + b"bench\n")
             stdio.end_input()
             output = default.Output(1 << 20, 1 << 20, nonce)
+            written = time.perf_counter()
             if status == "trailer":
+                first = None
                 while output.exit_status is None and (chunk := await stdio.read()):
+                    first = first or time.perf_counter()
                     output.add(*chunk)
                 code = output.exit_status
+                exited_at = time.perf_counter()
+                self.steps["write"].append(written - began)
+                self.steps["first output"].append((first or exited_at) - written)
+                self.steps["exit (trailers)"].append(exited_at - (first or exited_at))
             else:
                 while chunk := await stdio.read():
                     output.add(*chunk)
@@ -191,7 +202,7 @@ class Bench:
         return await self.cold_way()
 
 
-async def measure(calls: int, launcher: str) -> dict[str, list[float]]:
+async def measure(calls: int, launcher: str) -> tuple[dict, dict]:
     work = TaskGroup("bench")
     engine = DockerEngine("unix:///var/run/docker.sock", work)
     events = ContainerEvents(engine, GROUP)
@@ -214,7 +225,7 @@ async def measure(calls: int, launcher: str) -> dict[str, list[float]]:
         await bench.docker.close()
         await engine.close()
         await work.close(1)
-    return samples
+    return samples, bench.steps
 
 
 def main() -> None:
@@ -223,7 +234,7 @@ def main() -> None:
     parser.add_argument("--launcher", default=None, help="the launcher binary")
     args = parser.parse_args()
     launcher = args.launcher or str(PACKAGED)
-    samples = asyncio.run(measure(args.calls, launcher))
+    samples, steps = asyncio.run(measure(args.calls, launcher))
     rows = [["way", "n", "p50 ms", "p90 ms", "p99 ms", "p50 / trailer"]]
     results = {way: summary(values) for way, values in samples.items()}
     base = results["trailer"]["p50_ms"]
@@ -233,7 +244,13 @@ def main() -> None:
         times = [f"{s[p]:.2f}" for p in ("p50_ms", "p90_ms", "p99_ms")]
         rows.append([way, str(s["n"]), *times, f"x{ratio:.2f}"])
     print(table(rows))
-    write_result("launch", {"machine": machine(), "calls": args.calls, "ways": results})
+    step_rows = [["trailer step", "p50 ms", "p90 ms"]]
+    breakdown = {step: summary(values) for step, values in steps.items()}
+    for step, s in breakdown.items():
+        step_rows.append([step, f"{s['p50_ms']:.3f}", f"{s['p90_ms']:.3f}"])
+    print(table(step_rows))
+    result = {"machine": machine(), "calls": args.calls, "ways": results, "steps": breakdown}
+    print(f"written: {write_result('launch', result)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,14 @@
-"""Start kinds of one function (examples/hello-stream, which speaks both formats), one call
-of each kind in turn, in shuffled order, so drift hits all alike:
+"""Start kinds, one call of each kind in turn, in shuffled order, so drift hits all alike.
+
+`default` functions, served cold, pre-started and by `docker run --rm -i`: a Go hello as
+IronFunctions' examples (examples/go-hello, FROM scratch) and the shell hello
+(examples/hello, busybox):
+
+- go-cold, sh-cold: a `default` route, a new container per call;
+- go-prestarted, sh-prestarted: a `default` route with min_warm, a pre-started container;
+- go-docker-cli, sh-docker-cli: `docker run --rm -i` with the executor's limits.
+
+One function in all the rest (examples/hello-stream, which speaks both formats):
 
 - cold: a `default` route, a new container per call;
 - fresh: an `http-stream` route with no idle container (min_warm 0; the previous
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -44,6 +54,18 @@ IMAGE = "executor/hello-stream"
 BODY = b'{"name": "bench"}'
 EXPECTED = b"Hello bench!\n"
 KINDS = ("cold", "fresh", "warm", "docker-cli", "direct")
+# The `default` functions: (image, body, expected answer).
+DEFAULT_FUNCTIONS = {
+    "go": ("executor/go-hello", b'{"Name": "bench"}', b"Hello bench!\n"),
+    "sh": ("executor/hello", BODY, EXPECTED),
+}
+DEFAULT_KINDS = tuple(
+    f"{fn}-{kind}" for fn in DEFAULT_FUNCTIONS for kind in ("cold", "prestarted", "docker-cli")
+)
+ALL_KINDS = DEFAULT_KINDS + KINDS
+# Pre-started containers kept per route: a used one's replacement takes a cold start's
+# time, so one call of each kind per round always finds one ready.
+PRESTARTED = 3
 
 
 async def measure(url: str, calls: int, progress: Callable[[], None] | None = None) -> dict:
@@ -55,7 +77,11 @@ async def measure(url: str, calls: int, progress: Callable[[], None] | None = No
     put_json(
         f"{url}/v1/apps/starts/routes/warm", {"route": {**hot, "min_warm": 1, "max_containers": 1}}
     )
-    samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for fn, (image, _, _) in DEFAULT_FUNCTIONS.items():
+        put_json(f"{url}/v1/apps/starts/routes/{fn}-cold", {"route": {"image": image}})
+        route = {"image": image, "min_warm": PRESTARTED, "max_containers": PRESTARTED}
+        put_json(f"{url}/v1/apps/starts/routes/{fn}-prestarted", {"route": route})
+    samples: dict[str, list[float]] = {kind: [] for kind in ALL_KINDS}
     with standalone_socket() as socket:
         return await _measure(url, calls, socket, samples, progress)
 
@@ -72,11 +98,12 @@ async def _measure(
         direct = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket))
         headers = direct_headers()
 
-        async def through_executor(kind: str) -> None:
-            async with session.post(f"{url}/r/starts/{kind}", data=BODY) as response:
+        async def through_executor(kind: str, data: bytes = BODY, expected=EXPECTED) -> None:
+            async with session.post(f"{url}/r/starts/{kind}", data=data) as response:
                 body = await response.read()
-            assert response.status == 200 and body == EXPECTED, (response.status, body)
-            assert response.headers["Executor-Start"] == kind, response.headers
+            assert response.status == 200 and body == expected, (response.status, body)
+            start = {"prestarted": "warm"}.get(kind.split("-")[-1], kind.split("-")[-1])
+            assert response.headers["Executor-Start"] == start, (kind, response.headers)
 
         async def straight_to_socket() -> None:
             async with direct.post("http://localhost/call", data=BODY, headers=headers) as r:
@@ -89,12 +116,21 @@ async def _measure(
             "docker-cli": lambda: docker_cli_call(IMAGE),
             "direct": straight_to_socket,
         }
+        for fn, (image, data, expected) in DEFAULT_FUNCTIONS.items():
+            for kind in ("cold", "prestarted"):
+                run[f"{fn}-{kind}"] = functools.partial(
+                    through_executor, f"{fn}-{kind}", data, expected
+                )
+            run[f"{fn}-docker-cli"] = functools.partial(docker_cli_call, image, data, expected)
         try:
             for kind in ("warm", "direct"):  # first connections, out of the figures
                 await run[kind]()
             for _ in range(calls):
                 await wait_empty(session, f"{url}/v1/apps/starts/routes/fresh")
-                for kind in random.sample(KINDS, len(KINDS)):
+                for fn in DEFAULT_FUNCTIONS:
+                    route = f"{url}/v1/apps/starts/routes/{fn}-prestarted"
+                    await wait_pool(session, route, PRESTARTED)
+                for kind in random.sample(ALL_KINDS, len(ALL_KINDS)):
                     started = time.perf_counter()
                     await run[kind]()
                     samples[kind].append(time.perf_counter() - started)
@@ -140,12 +176,13 @@ async def wait_empty(session: aiohttp.ClientSession, url: str) -> None:
 
 
 def report(results: dict) -> str:
-    rows = [["start", "n", "p50 ms", "p90 ms", "p99 ms"]]
-    for kind in KINDS:
+    rows = [["start", "n", "p50 ms", "p90 ms", "p99 ms", "p50 / docker-cli"]]
+    for kind in ALL_KINDS:
         r = results[kind]
-        rows.append(
-            [kind, str(r["n"]), f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['p99_ms']:.3f}"]
-        )
+        fn = kind.split("-")[0]
+        baseline = results[f"{fn}-docker-cli" if fn in DEFAULT_FUNCTIONS else "docker-cli"]
+        times = [f"{r[p]:.3f}" for p in ("p50_ms", "p90_ms", "p99_ms")]
+        rows.append([kind, str(r["n"]), *times, f"x{r['p50_ms'] / baseline['p50_ms']:.3f}"])
     return table(rows)
 
 

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +34,7 @@ DEFAULT_LATENCIES = StartLatencies(cold=[0.317, 0.30, 0.35], fresh=[0.334, 0.41,
                                    warm=[0.002, 0.0021, 0.0027])  # fmt: skip
 IDLE_TIMEOUTS = (10.0, 60.0, 300.0, 1200.0)
 MIN_WARM = (0, 1, 2)
+PRESTARTED_MIN_WARM = (1, 2)
 LIVE_SETTINGS = (Setting("idle 10 s", 0, 10.0), Setting("idle 120 s", 0, 120.0))
 LIVE_MAX_EXEC = 1.0  # live calls work at most this long (seconds)
 
@@ -43,6 +44,11 @@ def grid(quick: bool) -> list[Setting]:
     for min_warm in MIN_WARM[:2] if quick else MIN_WARM:
         for idle in IDLE_TIMEOUTS[::2] if quick else IDLE_TIMEOUTS:
             settings.append(Setting(f"min_warm {min_warm}, idle {idle:g} s", min_warm, idle))
+    # `default` functions: pre-started single-use containers (min_warm at least 1).
+    for min_warm in PRESTARTED_MIN_WARM[:1] if quick else PRESTARTED_MIN_WARM:
+        for idle in IDLE_TIMEOUTS[:1] if quick else IDLE_TIMEOUTS[::2]:
+            name = f"default, pre-started {min_warm}, idle {idle:g} s"
+            settings.append(Setting(name, min_warm, idle, prestarted=True))
     return settings
 
 
@@ -50,7 +56,12 @@ def latencies_from(starts: dict | None) -> StartLatencies:
     if not starts:
         return DEFAULT_LATENCIES
     r = starts["results"]
-    return StartLatencies(r["cold"]["samples_s"], r["fresh"]["samples_s"], r["warm"]["samples_s"])
+    latencies = StartLatencies(
+        r["cold"]["samples_s"], r["fresh"]["samples_s"], r["warm"]["samples_s"]
+    )
+    if "sh-prestarted" in r:
+        latencies = replace(latencies, prestarted=r["sh-prestarted"]["samples_s"])
+    return latencies
 
 
 def sweep_in_background(

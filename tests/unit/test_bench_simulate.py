@@ -53,3 +53,14 @@ def test_a_short_idle_timeout_trades_idle_memory_for_fresh_starts():
     assert short.calls == long.calls > 0
     assert short.fresh > long.fresh
     assert short.idle_mib_seconds < long.idle_mib_seconds
+
+
+def test_prestarted_calls_are_warm_when_spaced_past_a_start_and_cold_otherwise():
+    fixed = StartLatencies(cold=[2.0], fresh=[1.0], warm=[0.0], prestarted=[0.01])
+    sparse = simulate([load((1, 1, 1))], Setting("pre", 1, 60, prestarted=True), fixed)
+    # Each call finds the container started a minute before: warm, and one replacement each.
+    assert (sparse.warm, sparse.cold, sparse.containers_started) == (3, 0, 4)
+    assert sparse.p50_ms == pytest.approx(510)
+    burst = simulate([load((30,))], Setting("pre", 1, 60, prestarted=True), fixed, seed=3)
+    # Thirty calls within a minute: some find none ready and start cold at once.
+    assert burst.cold > 0 and burst.warm > 1 and burst.calls == 30

@@ -6,6 +6,7 @@ from executor.docker.spec import (
     hot_container,
     labels,
     pool_key,
+    prestart_container,
     with_iofs,
 )
 from executor.models import App, Route
@@ -119,3 +120,32 @@ def test_the_pool_key_follows_the_container_not_the_pool_sizes():
     assert pool_key(hot(make_route(format="http-stream", memory=256))) != key
     assert pool_key(hot(route, image=ImageInfo("sha256:rebuilt", ""))) != key
     assert pool_key(hot(route, env={"FN_FORMAT": "http-stream", "A": "1"})) != key
+
+
+def test_a_prestarted_container_runs_the_images_command_under_the_read_only_launcher():
+    image = ImageInfo("sha256:x", "", command=("/bin/sh", "/func.sh"))
+    body = prestart_container(
+        identity=IDENTITY,
+        app=APP,
+        route=make_route(min_warm=2),
+        image=image,
+        env={"FN_FORMAT": "default"},
+        pids_limit=100,
+        launcher="/var/iofs/exr-1/launch",
+    )
+    assert body["Image"] == "sha256:x"
+    assert body["Entrypoint"] == ["/.executor/launch"]
+    assert body["Cmd"] == ["/bin/sh", "/func.sh"]
+    assert body["OpenStdin"] and body["StdinOnce"] and body["AttachStdin"]
+    assert body["Labels"]["executor.kind"] == "cold" and "executor.call" not in body["Labels"]
+    host = body["HostConfig"]
+    assert host["Mounts"] == [
+        {
+            "Type": "bind",
+            "Source": "/var/iofs/exr-1/launch",
+            "Target": "/.executor/launch",
+            "ReadOnly": True,
+        }
+    ]
+    assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True
+    assert host["PidsLimit"] == 101  # the launcher stays as the program's parent

@@ -1,7 +1,15 @@
 from datetime import UTC, datetime
 
 from executor.calls import Call
-from executor.formats.default import STDERR, STDOUT, Output, environment, header_env_name
+from executor.formats.default import (
+    STDERR,
+    STDOUT,
+    Output,
+    environment,
+    header_env_name,
+    launcher_header,
+    static_environment,
+)
 from executor.models import App, Route
 
 APP = App(
@@ -97,3 +105,57 @@ def test_environment_has_ironfunctions_variables_and_upper_cased_config():
     assert env["PARAM_ID"] == "42"
     assert env["MINIO_SECRET"] == "s" and env["MIXED_CASE"] == "m"
     assert "minio_secret" not in env
+
+
+NONCE = bytes(range(16))
+TRAILER = NONCE + (7).to_bytes(4, "big")
+
+
+def test_the_launcher_header_frames_the_environment_after_the_magic_and_nonce():
+    header = launcher_header({"A": "1", "B": "x=y"}, NONCE)
+    assert header == b"EXR1" + NONCE + (10).to_bytes(4, "big") + b"A=1\0B=x=y\0"
+
+
+def test_a_prestarted_containers_static_environment_is_a_part_of_every_calls():
+    call = Call(
+        app=APP, route=ROUTE, method="GET", url="http://h/r/demo/hello", headers=[], body=b""
+    )
+    static = static_environment(APP, ROUTE)
+    assert "FN_CALL_ID" not in static and "FN_DEADLINE" not in static
+    per_call = environment(call)
+    assert {k: per_call[k] for k in static} == static
+
+
+def test_the_launchers_trailers_give_the_exit_status_and_leave_body_and_log():
+    out = Output(max_body=10, max_log=100, nonce=NONCE)
+    out.add(STDOUT, b"answer" + TRAILER[:5])
+    out.add(STDERR, b"a log" + TRAILER)
+    assert out.exit_status is None  # stdout's trailer is not whole yet
+    out.add(STDOUT, TRAILER[5:])
+    assert out.exit_status == 7
+    assert out.body == b"answer" and out.log == b"a log"
+
+
+def test_a_trailer_with_another_nonce_is_output_like_any_other():
+    out = Output(max_body=100, max_log=100, nonce=NONCE)
+    forged = bytes(16) + (0).to_bytes(4, "big")
+    out.add(STDOUT, forged)
+    out.add(STDERR, forged)
+    assert out.exit_status is None and out.body == forged
+
+
+def test_the_body_limit_leaves_room_for_the_trailer_only():
+    out = Output(max_body=4, max_log=100, nonce=NONCE)
+    assert out.add(STDOUT, b"1234" + TRAILER)
+    assert not out.too_large
+    untrailed = Output(max_body=4, max_log=100, nonce=NONCE)
+    assert untrailed.add(STDOUT, b"12345")  # within the room a trailer may take
+    assert untrailed.too_large
+
+
+def test_a_trailer_past_the_log_cap_is_not_counted_as_dropped():
+    out = Output(max_body=10, max_log=4, nonce=NONCE)
+    out.add(STDOUT, TRAILER)
+    out.add(STDERR, b"abcdef" + TRAILER)
+    assert out.exit_status == 7
+    assert out.log == b"abcd\n[2 bytes dropped]\n"
