@@ -118,8 +118,8 @@ def routes_create(
     type: Annotated[str | None, typer.Option(help="sync or async")] = None,
     memory: Annotated[int | None, typer.Option(help="MiB")] = None,
     timeout: Annotated[int | None, typer.Option(help="seconds")] = None,
-    min_warm: Annotated[int | None, typer.Option(help="containers kept started (pre-started for default)")] = None,
-    max_containers: Annotated[int | None, typer.Option(help="hot containers at most")] = None,
+    min_warm: Annotated[int | None, typer.Option(help="containers kept ready")] = None,
+    max_containers: Annotated[int | None, typer.Option(help="containers at most")] = None,
     config: Annotated[list[str] | None, typer.Option("--config", help="KEY=VALUE")] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
