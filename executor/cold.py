@@ -38,7 +38,7 @@ from executor.formats import default
 from executor.formats.budget import OutputBudget
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
-from executor.pool.container import HotContainer
+from executor.pool.container import PooledContainer
 from executor.pool.prestart import PrestartPool
 from executor.tasks import TaskGroup
 
@@ -81,7 +81,7 @@ class ColdRunner:
         call.assigned = time.perf_counter()
         return await self._in_task(call, self._run_container(call, image))
 
-    async def run_prestarted(self, call: Call, c: HotContainer, pool: PrestartPool) -> Response:
+    async def run_prestarted(self, call: Call, c: PooledContainer, pool: PrestartPool) -> Response:
         """The call in a pre-started container `pool` gave it: already in the memory
         budget, created, attached and started, waiting in its launcher."""
         call.start = "warm"
@@ -159,7 +159,7 @@ class ColdRunner:
         self._metrics.container_started(app, path, "default", call.started - began)
         return await self._collect(call, container_id, stdio, exited, call.body, None)
 
-    async def _run_prestarted(self, call: Call, c: HotContainer, pool: PrestartPool) -> Response:
+    async def _run_prestarted(self, call: Call, c: PooledContainer, pool: PrestartPool) -> Response:
         assert c.docker_id is not None and c.stdio is not None and c.exited is not None
         nonce = secrets.token_bytes(default.NONCE_SIZE)
         stdin = default.launcher_header(default.environment(call), nonce) + call.body

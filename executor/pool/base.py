@@ -21,7 +21,7 @@ from typing import Any
 from executor.errors import ExecutorError, FunctionFailed, ShuttingDown
 from executor.metrics import ContainerEvent
 from executor.models import App, Route
-from executor.pool.container import HotContainer, HotContext
+from executor.pool.container import PoolContext, PooledContainer
 from executor.pool.policy import Assignment, Limits, PoolPolicy
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class PoolRetired(Exception):
 
 class RoutePool:
     def __init__(
-        self, ctx: HotContext, app: App, route: Route, body: dict[str, Any], key: str
+        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
     ) -> None:
         self._ctx = ctx
         self._loop = asyncio.get_running_loop()
@@ -42,7 +42,7 @@ class RoutePool:
         self.key = key
         self._body = body
         self._policy: PoolPolicy[asyncio.Future] = PoolPolicy(_limits(route), self._loop.time)
-        self._containers: dict[str, HotContainer] = {}
+        self._containers: dict[str, PooledContainer] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._last_start_error: ExecutorError | None = None
         # Takes no calls: drained (the route changed or went, or the executor drains).
@@ -67,7 +67,7 @@ class RoutePool:
         for _ in range(self._policy.starts_wanted()):
             key = secrets.token_hex(6)
             where = (self.app.name, self.route.path)
-            container = HotContainer(self._ctx, key, where, self.route)
+            container = PooledContainer(self._ctx, key, where, self.route)
             self._containers[key] = container
             self._policy.starting(key)
             starter = self._ctx.work.spawn(self._start(container), "start pooled container")
@@ -93,7 +93,8 @@ class RoutePool:
         self._reconcile()
 
     def _hand_over(self, assignment: Assignment | None) -> None:
-        # A waiter already gone (timed out as it was served) passes the container on.
+        # A container for a waiting call (hot pools: calls never wait in a pre-start
+        # pool). A waiter already gone (timed out as it was served) passes it on.
         while assignment is not None and assignment.waiter.done():
             assignment = self._policy.release(assignment.key)
         if assignment is not None:
@@ -103,7 +104,7 @@ class RoutePool:
                 assigned = self._containers[assignment.key].start_began
             assignment.waiter.set_result((assignment.key, assignment.warm, assigned))
 
-    async def _start(self, c: HotContainer) -> None:
+    async def _start(self, c: PooledContainer) -> None:
         try:
             await c.start(
                 self._body, evict=self._policy.waiting > 0, on_exit=lambda: self._exited(c)
@@ -119,7 +120,7 @@ class RoutePool:
         self._hand_over(self._policy.ready(c.key))
         self._reconcile()
 
-    def _start_ended(self, task: asyncio.Task, c: HotContainer) -> None:
+    def _start_ended(self, task: asyncio.Task, c: PooledContainer) -> None:
         # Cancelled while starting (discarded: drain, shutdown), perhaps before it ran at
         # all: what was made so far is removed. A crash (logged by the task group) fails
         # the calls waiting for it like any failed start.
@@ -130,7 +131,7 @@ class RoutePool:
         elif (exc := task.exception()) is not None:
             self._start_failed(c, FunctionFailed(f"container could not be started: {exc!r}"))
 
-    def _start_failed(self, c: HotContainer, error: ExecutorError) -> None:
+    def _start_failed(self, c: PooledContainer, error: ExecutorError) -> None:
         (log.debug if isinstance(error, ShuttingDown) else log.warning)(
             "container for %s%s failed to start: %s",
             self.app.name,
@@ -147,11 +148,11 @@ class RoutePool:
         self._remove_later(c)
         self._reconcile()
 
-    def _exited(self, c: HotContainer) -> None:
+    def _exited(self, c: PooledContainer) -> None:
         """The container exited (its engine event): the subclass says what that means."""
         raise NotImplementedError
 
-    def _discard(self, c: HotContainer, reason: str) -> None:
+    def _discard(self, c: PooledContainer, reason: str) -> None:
         """Takes the container out of the pool and removes it in the background."""
         if c.gone:
             return
@@ -164,10 +165,10 @@ class RoutePool:
             self._remove_later(c)
         self._reconcile()
 
-    def _remove_later(self, c: HotContainer) -> None:
+    def _remove_later(self, c: PooledContainer) -> None:
         c.remove_later(lambda: self._removed(c))
 
-    def _removed(self, c: HotContainer) -> None:
+    def _removed(self, c: PooledContainer) -> None:
         self._containers.pop(c.key, None)
         if not self._containers:
             self.empty.set()

@@ -60,8 +60,8 @@ START_STEPS = ("create", "attach", "start", "socket", "connect")
 
 
 @dataclass(frozen=True, slots=True)
-class HotContext:
-    """What every hot container of this executor shares."""
+class PoolContext:
+    """What every pooled container of this executor shares."""
 
     engine: Engine
     events: ContainerEvents
@@ -77,8 +77,8 @@ class HotContext:
     work: TaskGroup  # starts, output readers and removals
 
 
-class HotContainer:
-    def __init__(self, ctx: HotContext, key: str, where: tuple[str, str], route: Route) -> None:
+class PooledContainer:
+    def __init__(self, ctx: PoolContext, key: str, where: tuple[str, str], route: Route) -> None:
         self._ctx = ctx
         self.key = key
         self.where = where  # (app, route path): for metrics and logs

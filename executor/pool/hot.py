@@ -33,7 +33,7 @@ from executor.pool.connection import (
     Reply,
     ReplyTimeout,
 )
-from executor.pool.container import HotContainer, HotContext
+from executor.pool.container import PoolContext, PooledContainer
 from executor.pool.iofs import UnsafeSocket
 from executor.pool.policy import Limits
 
@@ -45,7 +45,7 @@ STREAM_AFTER = 256 * 1024
 
 class HotPool(RoutePool):
     def __init__(
-        self, ctx: HotContext, app: App, route: Route, body: dict[str, Any], key: str
+        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
     ) -> None:
         super().__init__(ctx, app, route, body, key)
         # The format's protocol logic (formats/): a format change re-keys the pool.
@@ -111,7 +111,7 @@ class HotPool(RoutePool):
             raise FunctionTimedOut(call.route.timeout)
         return Response(answer.status, body, answer.headers)
 
-    async def _failed(self, call: Call, c: HotContainer, exc: BaseException) -> BaseException:
+    async def _failed(self, call: Call, c: PooledContainer, exc: BaseException) -> BaseException:
         """What a call whose exchange broke gets; its container is removed and replaced,
         whatever the cause (its connection's state is unknown)."""
         if self._ctx.lifecycle.stopping:
@@ -136,7 +136,7 @@ class HotPool(RoutePool):
         return exc
 
     async def _stream_rest(
-        self, call: Call, c: HotContainer, reply: Reply, limit: int
+        self, call: Call, c: PooledContainer, reply: Reply, limit: int
     ) -> AsyncIterator[bytes]:
         """The rest of a large response, read as the caller takes it; the container is
         released once it is all read, and removed if the response is cut off."""
@@ -204,7 +204,7 @@ class HotPool(RoutePool):
             return StartTimedOut()
         return ServerBusy("no container was free before the deadline")
 
-    def _release(self, c: HotContainer) -> None:
+    def _release(self, c: PooledContainer) -> None:
         if c.gone:
             return
         if self.retired:
@@ -216,7 +216,7 @@ class HotPool(RoutePool):
         if self._timer is None:
             self._schedule()
 
-    def _exited(self, c: HotContainer) -> None:
+    def _exited(self, c: PooledContainer) -> None:
         # A container that dies while idle is replaced. One dying mid-call fails its call
         # at once (usually its connection has broken already), which discards it.
         if c.conn is None:

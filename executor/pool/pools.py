@@ -31,7 +31,7 @@ from executor.metrics import Metrics
 from executor.models import App, Route
 from executor.pool import iofs, launcher
 from executor.pool.base import PoolRetired, RoutePool
-from executor.pool.container import HotContext
+from executor.pool.container import PoolContext
 from executor.pool.hot import HotPool
 from executor.pool.prestart import PrestartPool
 from executor.pool.readiness import SocketWatcher
@@ -95,7 +95,7 @@ class RoutePools:
         installed = launcher.install(root)
         host_root = iofs_host_root(settings, identity.group)
         self._launcher = str(host_root / installed.name) if installed is not None else None
-        self._ctx = HotContext(
+        self._ctx = PoolContext(
             engine=engine,
             events=events,
             watcher=SocketWatcher(),

@@ -16,17 +16,17 @@ from typing import Any
 from executor.errors import FunctionFailed
 from executor.models import App, Route
 from executor.pool.base import RoutePool
-from executor.pool.container import HotContainer, HotContext
+from executor.pool.container import PoolContext, PooledContainer
 
 
 class PrestartPool(RoutePool):
     def __init__(
-        self, ctx: HotContext, app: App, route: Route, body: dict[str, Any], key: str
+        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
     ) -> None:
         super().__init__(ctx, app, route, body, key)
-        self._in_use: dict[str, HotContainer] = {}  # taken by a call, removed after it
+        self._in_use: dict[str, PooledContainer] = {}  # taken by a call, removed after it
 
-    def take(self, call_id: str) -> HotContainer | None:
+    def take(self, call_id: str) -> PooledContainer | None:
         """A ready pre-started container for this call, out of the pool for good; None
         when there is none (the call starts cold, and the pool grows for the next)."""
         if self.retired:
@@ -42,14 +42,14 @@ class PrestartPool(RoutePool):
         self._reconcile()  # its replacement
         return c
 
-    def finished(self, c: HotContainer) -> None:
+    def finished(self, c: PooledContainer) -> None:
         """The call `c` served has ended: the container is removed."""
         self._in_use.pop(c.key, None)
         if not c.gone:
             c.gone = True
             self._remove_later(c)
 
-    def _exited(self, c: HotContainer) -> None:
+    def _exited(self, c: PooledContainer) -> None:
         # In use, its call sees the exit. Before its call (the launcher found no program
         # to run, or the container was killed), it is out of the pool at once, and counts
         # as a failed start once its last output is read: starts back off.
@@ -58,7 +58,7 @@ class PrestartPool(RoutePool):
         self._policy.remove(c.key)
         self._ctx.work.spawn(self._died_before_call(c), "pre-started container died")
 
-    async def _died_before_call(self, c: HotContainer) -> None:
+    async def _died_before_call(self, c: PooledContainer) -> None:
         await c.read_last_output()
         if not c.gone:
             reason = f"exited before its call (exit status {c.exit_status()}): {c.tail()}"

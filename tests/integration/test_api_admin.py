@@ -120,7 +120,10 @@ async def test_route_crud(executor):
         ({"path": "/../etc", "image": "executor/hello"}, "route.path"),
         ({"path": "/ok", "image": "executor/hello", "memory": 4}, "route.memory"),
         ({"path": "/ok", "image": "executor/hello", "timeout": 301}, "route.timeout"),
-        ({"path": "/ok", "image": "executor/hello", "min_warm": 2}, "route.min_warm"),
+        (
+            {"path": "/ok", "image": "executor/hello", "min_warm": 9, "max_containers": 8},
+            "route.min_warm",
+        ),
         ({"path": "/ok", "image": "executor/hello", "config": {"FN_X": "1"}}, "route.config"),
         ({"path": "/ok", "image": "executor/hello", "network": "host"}, "route.network"),
         ({"path": "/ok", "image": "executor/hello", "bogus": 1}, "unknown field(s): bogus"),
