@@ -3,10 +3,10 @@ ahead of calls, each waiting in its launcher for one call (images/launcher/launc
 
 A call takes the most recently started ready one (`take`: a list pop, never a wait); the
 cold runner runs the call in it (ColdRunner.run_prestarted) and hands it back to be
-removed (`finished`); a replacement starts in the background. With none ready the call
-starts cold at once, and the pool grows by one for it (PoolPolicy.missed) up to
-`max_containers`; those above `min_warm` expire after `idle_timeout`. Its upkeep is every
-pool's (base.py).
+removed (`finished`); a replacement starts in the background as the call ends (or
+REFILL_AFTER into it). With none ready the call starts cold at once, and the pool grows by
+one for it (PoolPolicy.missed) up to `max_containers`; those above `min_warm` expire after
+`idle_timeout`. Its upkeep is every pool's (base.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from executor.errors import FunctionFailed
 from executor.models import App, Route
 from executor.pool.base import RoutePool
 from executor.pool.container import PoolContext, PooledContainer
+
+# A replacement's start (the engine's create and start) beside a call makes that call
+# slower on 2 cores: a Go hello's pre-started p50 went from 10.5 to 14.6 ms, the shell
+# hello's from 14.5 to 22.2 ms (benchmarks/starts.py) when it began as the call took its
+# container. Most calls end sooner than this; a longer one no longer minds.
+REFILL_AFTER = 0.05
 
 
 class PrestartPool(RoutePool):
@@ -39,7 +45,8 @@ class PrestartPool(RoutePool):
         c = self._containers[key]
         c.call_id = call_id
         self._in_use[key] = c
-        self._reconcile()  # its replacement
+        # Its replacement starts when the call ends, or REFILL_AFTER into a longer call.
+        self._loop.call_later(REFILL_AFTER, self._reconcile)
         return c
 
     def finished(self, c: PooledContainer) -> None:
@@ -48,6 +55,7 @@ class PrestartPool(RoutePool):
         if not c.gone:
             c.gone = True
             self._remove_later(c)
+        self._reconcile()  # its replacement
 
     def _exited(self, c: PooledContainer) -> None:
         # In use, its call sees the exit. Before its call (the launcher found no program
