@@ -151,11 +151,15 @@ def _replay(
     def push(at: float, kind: int, data: object) -> None:
         heapq.heappush(events, (at, kind, next(order), data))
 
+    started: dict[str, float] = {}  # container -> when its start began
+    serving: dict[str, float] = {}  # container -> how long its call takes
+
     def start_wanted() -> None:
         for _ in range(policy.starts_wanted()):
             key = f"c{next(keys)}"
             policy.starting(key)
             outcome.containers_started += 1
+            started[key] = now
             push(now + rng.choice(latencies.fresh), READY, key)
 
     def serve(call: int, key: str, warm: bool) -> None:
@@ -168,6 +172,7 @@ def _replay(
             outcome.warm += 1
         else:
             outcome.fresh += 1
+        serving[key] = overhead + work
         push(now + overhead + work, DONE, key)
 
     for call, at in enumerate(times):
@@ -188,10 +193,12 @@ def _replay(
                 policy.enqueue(call)
                 start_wanted()
         elif kind == READY:
+            policy.observed_start(now - started.pop(data))
             assignment = policy.ready(data)
             if assignment is not None:
                 serve(assignment.waiter, assignment.key, warm=False)
         elif kind == DONE:
+            policy.observed_call(serving.pop(data))
             assignment = policy.release(data)
             if assignment is not None:
                 serve(assignment.waiter, assignment.key, warm=True)

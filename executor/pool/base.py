@@ -117,6 +117,7 @@ class RoutePool:
         if self.retired:
             self._discard(c, "pool drained")
             return
+        self._policy.observed_start(time.perf_counter() - c.start_began)
         self._hand_over(self._policy.ready(c.key))
         self._reconcile()
 

@@ -100,6 +100,7 @@ class PooledContainer:
         self.exited: asyncio.Future[int] | None = None
         self.output = bytearray()
         self.call_id: str | None = None  # the call it serves or served last: its output's owner
+        self.served_since: float | None = None  # perf_counter when its current call began
         self.waiting_for_memory = False
         self.reserved = 0  # MiB of the memory budget it holds, given back when it is removed
         self.starter: asyncio.Task | None = None

@@ -66,6 +66,7 @@ class HotPool(RoutePool):
             call.assigned = call.started = time.perf_counter()
         c = self._containers[key]
         c.call_id = call.id
+        c.served_since = time.perf_counter()
         if c.conn is None or c.conn.closed:
             # The function closed its idle connection (a keep-alive timeout, or no
             # keep-alive at all): open a new one; a container that no longer listens goes.
@@ -210,10 +211,15 @@ class HotPool(RoutePool):
         if self.retired:
             self._discard(c, "pool drained")
             return
+        if c.served_since is not None:
+            self._policy.observed_call(time.perf_counter() - c.served_since)
+            c.served_since = None
         self._hand_over(self._policy.release(c.key))
-        # A release never calls for a start; a container going idle may expire, which
-        # the timer covers (a timer that fires early just looks again).
-        if self._timer is None:
+        if self._policy.waiting:
+            self._reconcile()  # calls still wait: the averages may call for a start now
+        elif self._timer is None:
+            # A container going idle may expire, which the timer covers (a timer that
+            # fires early just looks again).
             self._schedule()
 
     def _exited(self, c: PooledContainer) -> None:

@@ -225,3 +225,65 @@ def test_deterministic_replay(clock):
         return log
 
     assert replay() == replay()
+
+
+def measured(p: PoolPolicy, call: float, start: float) -> PoolPolicy:
+    p.observed_call(call)
+    p.observed_start(start)
+    return p
+
+
+def test_unmeasured_a_burst_starts_a_container_for_each_waiting_call(clock):
+    p = policy(clock, max_containers=8)
+    for i in range(200):
+        p.enqueue(f"w{i}")
+    assert p.starts_wanted() == 8
+
+
+def test_a_burst_of_fast_calls_from_zero_starts_one_container(clock):
+    p = measured(policy(clock, max_containers=8), call=0.001, start=0.3)
+    for i in range(200):
+        p.enqueue(f"w{i}")
+    assert p.starts_wanted() == 1
+    p.starting("a")
+    # One starting container drains 200 one-millisecond calls before another would be ready.
+    assert p.starts_wanted() == 0
+
+
+def test_a_burst_of_slow_calls_widens_the_pool_to_max_containers_at_once(clock):
+    p = measured(policy(clock, max_containers=8), call=0.5, start=0.3)
+    p.starting("a")
+    for i in range(200):
+        p.enqueue(f"w{i}")
+    assert p.starts_wanted() == 7
+
+
+def test_more_waiting_calls_than_a_container_drains_in_a_start_ask_for_another(clock):
+    p = measured(policy(clock, max_containers=8), call=0.01, start=0.3)  # 30 calls a start
+    start(p, "a")
+    assert p.acquire_idle() == "a"
+    for i in range(29):
+        p.enqueue(f"w{i}")
+    assert p.starts_wanted() == 0
+    for i in range(29, 40):
+        p.enqueue(f"w{i}")
+    assert p.starts_wanted() == 1
+
+
+def test_a_call_running_longer_than_the_average_counts_as_the_functions_time_now(clock):
+    p = measured(policy(clock, max_containers=8), call=0.001, start=0.3)
+    start(p, "a")
+    assert p.acquire_idle() == "a"
+    for i in range(50):
+        p.enqueue(f"w{i}")
+    assert p.starts_wanted() == 0
+    assert p.next_wakeup() is not None  # calls wait while starts are held back: look again
+    clock.now += 2.0  # the call in "a" has run for 2 s: 50 calls would take 100 s
+    assert p.starts_wanted() == 7
+
+
+def test_the_averages_move_a_fifth_of_the_way_to_each_sample(clock):
+    p = policy(clock)
+    p.observed_call(1.0)
+    p.observed_call(2.0)
+    assert p.service_time == pytest.approx(1.2)
