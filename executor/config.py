@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     timeout_max_sync: int = 300
     timeout_max_async: int = 3600
     idle_timeout_max: int = 3600
+    # Routes saved without an idle_timeout get "auto" (their rhythm) rather than 30 s.
+    idle_timeout_auto: bool = False
     max_containers_max: int = 256
     tmpfs_max: int = 4096
     cpus_max: float = Field(default_factory=lambda: float(os.cpu_count() or 1))

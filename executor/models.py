@@ -82,7 +82,8 @@ class RouteSpec(_Strict):
     memory: int = 128
     cpus: float | None = None
     timeout: int = 30
-    idle_timeout: int = 30
+    # Seconds, or "auto": kept by the route's rhythm (executor/pool/rhythm.py).
+    idle_timeout: int | Literal["auto"] = 30
     min_warm: int = 0
     max_containers: int = 8
     config: dict[str, str] = {}
@@ -104,6 +105,13 @@ class RouteSpec(_Strict):
             hot = isinstance(data.get("format"), str) and data["format"] in HOT_FORMATS
             data = {**data, "min_warm": 1 if hot else 0}
         return data
+
+    @field_validator("idle_timeout", mode="before")
+    @classmethod
+    def _seconds_or_auto(cls, value: Any) -> Any:
+        if value != "auto" and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError("must be seconds (an integer) or 'auto'")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -163,6 +171,9 @@ def parse_app(payload: Any, settings: Settings) -> AppSpec:
 
 
 def parse_route(payload: Any, settings: Settings) -> RouteSpec:
+    unset = isinstance(payload, dict) and payload.get("idle_timeout") is None
+    if settings.idle_timeout_auto and unset:
+        payload = {**payload, "idle_timeout": "auto"}  # the server's default is "auto"
     return check_route(_parse(RouteSpec, payload, "route", ROUTE_READ_ONLY), settings)
 
 
@@ -209,7 +220,9 @@ def check_route(route: RouteSpec, s: Settings) -> RouteSpec:
         raise InvalidInput(f"route.cpus: must be between 0.01 and {s.cpus_max:g}")
     timeout_max = s.timeout_max_async if route.type == "async" else s.timeout_max_sync
     _check_range("route.timeout", route.timeout, 1, timeout_max, f"seconds for {route.type}")
-    _check_range("route.idle_timeout", route.idle_timeout, 1, s.idle_timeout_max, "seconds")
+    if route.idle_timeout != "auto":
+        idle_max = s.idle_timeout_max
+        _check_range("route.idle_timeout", route.idle_timeout, 1, idle_max, "seconds or 'auto'")
     _check_range("route.max_containers", route.max_containers, 1, s.max_containers_max)
     _check_range("route.min_warm", route.min_warm, 0, route.max_containers, "(max_containers)")
     _check_config(route.config, "route.config")

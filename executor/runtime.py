@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sqlite3
 
 from ulid import ULID
 
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 # How long start-up waits for the engine's event stream before serving without it.
 EVENTS_CONNECT_TIMEOUT = 5.0
+# How often the routes' rhythms (idle_timeout "auto") that changed are saved.
+RHYTHMS_SAVED_EVERY = 60.0
 
 
 class Executor:
@@ -110,6 +113,8 @@ class Executor:
             if declared is not None:
                 await self._apply(declared)
             await self._wait_for_engine()
+            self.pools.load_rhythms(await self.store.rhythms())
+            self.services.spawn(self._save_rhythms(), "save the routes' rhythms")
             # min_warm containers start now, in the background, once orphans are gone.
             self.registry.watch(self.pools)
             await self.registry.announce_all()
@@ -213,6 +218,19 @@ class Executor:
         self.pools.remove_all()  # busy ones too: their calls are answered 503
         await self.cold.stop()
 
+    async def _save_rhythms(self) -> None:
+        while True:
+            await asyncio.sleep(RHYTHMS_SAVED_EVERY)
+            await self._save_rhythms_now()
+
+    async def _save_rhythms_now(self) -> None:
+        changed = self.pools.changed_rhythms()
+        if changed:
+            try:
+                await self.store.save_rhythms(changed)
+            except sqlite3.Error as exc:
+                log.warning("could not save the routes' rhythms: %s", exc)
+
     async def close(self) -> None:
         """Stops what still runs and releases everything, in dependency order: nothing
         is closed while a part that uses it may still run."""
@@ -227,6 +245,7 @@ class Executor:
         self.pools.close()
         await self.services.close(0)
         await self.records.close(grace)  # after every call has ended: SIGTERM loses none
+        await self._save_rhythms_now()
         await self.engine.close()
         await self.store.close()
         self.lifecycle.enter(Phase.CLOSED)

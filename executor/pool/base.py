@@ -23,6 +23,7 @@ from executor.metrics import ContainerEvent
 from executor.models import App, Route
 from executor.pool.container import PoolContext, PooledContainer
 from executor.pool.policy import Assignment, Limits, PoolPolicy
+from executor.pool.rhythm import IdleRhythm
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,13 @@ class PoolRetired(Exception):
 
 class RoutePool:
     def __init__(
-        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
+        self,
+        ctx: PoolContext,
+        app: App,
+        route: Route,
+        body: dict[str, Any],
+        key: str,
+        rhythm: IdleRhythm | None = None,
     ) -> None:
         self._ctx = ctx
         self._loop = asyncio.get_running_loop()
@@ -41,7 +48,8 @@ class RoutePool:
         self.route = route
         self.key = key
         self._body = body
-        self._policy: PoolPolicy[asyncio.Future] = PoolPolicy(_limits(route), self._loop.time)
+        limits, clock = _limits(route), self._loop.time
+        self._policy: PoolPolicy[asyncio.Future] = PoolPolicy(limits, clock, rhythm)
         self._containers: dict[str, PooledContainer] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._last_start_error: ExecutorError | None = None
@@ -241,4 +249,5 @@ class RoutePool:
 
 
 def _limits(route: Route) -> Limits:
-    return Limits(route.min_warm, route.max_containers, float(route.idle_timeout))
+    idle = None if route.idle_timeout == "auto" else float(route.idle_timeout)
+    return Limits(route.min_warm, route.max_containers, idle)

@@ -35,7 +35,7 @@ from executor.pool.connection import (
 )
 from executor.pool.container import PoolContext, PooledContainer
 from executor.pool.iofs import UnsafeSocket
-from executor.pool.policy import Limits
+from executor.pool.rhythm import IdleRhythm
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,15 @@ STREAM_AFTER = 256 * 1024
 
 class HotPool(RoutePool):
     def __init__(
-        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
+        self,
+        ctx: PoolContext,
+        app: App,
+        route: Route,
+        body: dict[str, Any],
+        key: str,
+        rhythm: IdleRhythm | None = None,
     ) -> None:
-        super().__init__(ctx, app, route, body, key)
+        super().__init__(ctx, app, route, body, key, rhythm)
         # The format's protocol logic (formats/): a format change re-keys the pool.
         self._format = protocol(route.format)
 
@@ -241,10 +247,6 @@ class _WaitExpired(Exception):
 def _expire_waiter(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_exception(_WaitExpired())
-
-
-def _limits(route: Route) -> Limits:
-    return Limits(route.min_warm, route.max_containers, float(route.idle_timeout))
 
 
 def _function_error(body: bytes) -> str:

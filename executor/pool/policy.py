@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
+from executor.pool.rhythm import FALLBACK, IdleRhythm, Windows
+
 W = TypeVar("W", bound=Hashable)  # a waiting call
 
 SlotState = Literal["starting", "idle", "busy"]
@@ -31,7 +33,7 @@ RECHECK = 0.05
 class Limits:
     min_warm: int
     max_containers: int
-    idle_timeout: float
+    idle_timeout: float | None  # None: "auto", from the route's rhythm (rhythm.py)
 
 
 @dataclass(slots=True)
@@ -70,9 +72,17 @@ class _Queue(Generic[W]):
 
 
 class PoolPolicy(Generic[W]):
-    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, limits: Limits, clock: Callable[[], float], rhythm: IdleRhythm | None = None
+    ) -> None:
         self.limits = limits
         self._clock = clock
+        # The route's idle times (kept whatever its idle_timeout, used when it is "auto").
+        self.rhythm = rhythm or IdleRhythm()
+        # The end of the last call, while no call runs (an idle period); and whether a
+        # container was started again in it at the rhythm's pre-warm point.
+        self._idle_since: float | None = None
+        self._prewarmed = False
         self._slots: dict[str, Slot] = {}
         # Idle containers, least recently used first: calls take from the end (most
         # recently used, so the rest can expire), expiry takes from the front.
@@ -113,6 +123,7 @@ class PoolPolicy(Generic[W]):
     def acquire_idle(self) -> str | None:
         """The most recently used idle container, taken for a call; None if none is idle
         (or calls already wait: they come first)."""
+        self._arrived()
         if self._idle and not self._queue:
             key = self._idle.pop()
             self._use(key)
@@ -122,6 +133,7 @@ class PoolPolicy(Generic[W]):
     def take_idle_once(self) -> str | None:
         """The most recently started idle container, out of the pool for good: it serves
         one call (a pre-start pool's single-use container); None if none is idle."""
+        self._arrived()
         if not self._idle:
             return None
         key = self._idle.pop()
@@ -176,7 +188,8 @@ class PoolPolicy(Generic[W]):
         if self.backing_off():
             return 0
         total = len(self._slots)
-        need = max(self.limits.min_warm - total, self._uncovered(), 0) + self._missed
+        wanted = (self.limits.min_warm - total, self._uncovered(), self._prewarm_due())
+        need = max(*wanted, 0) + self._missed
         return max(min(need, self.limits.max_containers - total), 0)
 
     def _uncovered(self) -> int:
@@ -202,6 +215,48 @@ class PoolPolicy(Generic[W]):
         backlog = waiting - have * per_container
         return math.ceil(backlog / per_container) if backlog > 0 else 0
 
+    # -- the route's rhythm (idle_timeout "auto") ----------------------------------------
+
+    def _arrived(self) -> None:
+        if self._idle_since is not None:
+            self.rhythm.observe(self._clock() - self._idle_since)
+            self._idle_since = None
+
+    def _windows(self) -> Windows | None:
+        return self.rhythm.windows() if self.limits.idle_timeout is None else None
+
+    def _expires_at(self, slot: Slot) -> float:
+        """When an idle container above min_warm goes: `idle_timeout` after its last use;
+        "auto": as the route's rhythm says (rhythm.py), FALLBACK while it is unknown."""
+        if self.limits.idle_timeout is not None:
+            return slot.last_used + self.limits.idle_timeout
+        windows = self._windows()
+        if windows is None:
+            return slot.last_used + FALLBACK
+        since = self._idle_since
+        if since is None:
+            return slot.last_used + windows.keep_until  # calls run meanwhile
+        if windows.prewarm and slot.last_used < since + windows.prewarm:
+            return slot.last_used  # goes now; one is started again at the pre-warm point
+        return since + windows.keep_until
+
+    def _prewarm_at(self) -> float | None:
+        windows = self._windows()
+        if windows is None or not windows.prewarm or self._idle_since is None:
+            return None
+        if self._prewarmed:
+            return None
+        return self._idle_since + windows.prewarm
+
+    def _prewarm_due(self) -> int:
+        """1 when the rhythm says the next call is near and no container waits for it."""
+        at = self._prewarm_at()
+        if at is None or self._idle or self._starting:
+            return 0
+        windows = self._windows()
+        assert windows is not None and self._idle_since is not None
+        return int(at <= self._clock() < self._idle_since + windows.keep_until)
+
     def _held_back(self) -> bool:
         """Calls wait while the averages keep the pool below max_containers."""
         measured = self.service_time is not None and self.start_time is not None
@@ -216,6 +271,8 @@ class PoolPolicy(Generic[W]):
     def starting(self, key: str) -> None:
         if self._missed and len(self._slots) >= self.limits.min_warm:
             self._missed -= 1
+        if self._prewarm_due():
+            self._prewarmed = True
         now = self._clock()
         self._slots[key] = Slot(key, "starting", created=now, last_used=now)
         self._starting += 1
@@ -256,6 +313,9 @@ class PoolPolicy(Generic[W]):
         waiter = self._queue.pop()
         if waiter is None:
             self._go_idle(key)
+            if self.count("busy") == 0:
+                self._idle_since = self._clock()  # no call runs: an idle period begins
+                self._prewarmed = False
             return None
         self._use(key)
         return Assignment(waiter, key, warm=True)
@@ -283,7 +343,7 @@ class PoolPolicy(Generic[W]):
         while (
             self._idle
             and len(self._slots) > self.limits.min_warm
-            and now - self._slots[self._idle[0]].last_used >= self.limits.idle_timeout
+            and now >= self._expires_at(self._slots[self._idle[0]])
         ):
             key = self._idle.pop(0)
             del self._slots[key]
@@ -297,7 +357,9 @@ class PoolPolicy(Generic[W]):
         if self._held_back():
             times.append(self._clock() + RECHECK)
         if self._idle and len(self._slots) > self.limits.min_warm:
-            times.append(self._slots[self._idle[0]].last_used + self.limits.idle_timeout)
+            times.append(self._expires_at(self._slots[self._idle[0]]))
+        if (prewarm_at := self._prewarm_at()) is not None and self._clock() < prewarm_at:
+            times.append(prewarm_at)
         if self.backing_off():
             total = len(self._slots)
             uncovered = len(self._queue) > self.count("starting")

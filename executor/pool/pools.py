@@ -35,6 +35,7 @@ from executor.pool.container import PoolContext
 from executor.pool.hot import HotPool
 from executor.pool.prestart import PrestartPool
 from executor.pool.readiness import SocketWatcher
+from executor.pool.rhythm import IdleRhythm
 from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ class RoutePools:
         )
         self._pools: dict[tuple[str, str], RoutePool] = {}
         self._retired: set[RoutePool] = set()
+        # Each route's idle times (its rhythm), kept across its pools' re-keys; the store
+        # keeps them across restarts (`load_rhythms`, `changed_rhythms`).
+        self._rhythms: dict[tuple[str, str], IdleRhythm] = {}
 
     # -- routes --------------------------------------------------------------------------
 
@@ -134,7 +138,9 @@ class RoutePools:
             return current
         if self._lifecycle.draining:
             raise ShuttingDown(NOT_TAKING_CALLS)
-        pool = (HotPool if route.hot else PrestartPool)(self._ctx, app, route, body, key)
+        rhythm = self._rhythms.setdefault(where, IdleRhythm())
+        kind = HotPool if route.hot else PrestartPool
+        pool = kind(self._ctx, app, route, body, key, rhythm)
         self._pools[where] = pool
         if current is not None:
             log.info("route %s%s changed: draining its pool", app.name, route.path)
@@ -168,6 +174,7 @@ class RoutePools:
         )
 
     def remove(self, app_name: str, path: str) -> None:
+        self._rhythms.pop((app_name, path), None)
         pool = self._pools.pop((app_name, path), None)
         if pool is not None:
             self._retire(pool)
@@ -182,6 +189,23 @@ class RoutePools:
     def prestarted(self, app_name: str, path: str) -> PrestartPool | None:
         pool = self._pools.get((app_name, path))
         return pool if isinstance(pool, PrestartPool) else None
+
+    def load_rhythms(self, saved: dict[tuple[str, str], tuple[list[int], int]]) -> None:
+        """The routes' rhythms as the store kept them (before any pool opens)."""
+        for where, (counts, beyond) in saved.items():
+            try:
+                self._rhythms[where] = IdleRhythm(counts, beyond)
+            except ValueError:
+                log.warning("the rhythm of %s%s does not fit: forgotten", *where)
+
+    def changed_rhythms(self) -> dict[tuple[str, str], tuple[list[int], int]]:
+        """The rhythms changed since the last call, for the store to save."""
+        changed = {}
+        for where, rhythm in self._rhythms.items():
+            if rhythm.changed:
+                rhythm.changed = False
+                changed[where] = (list(rhythm.counts), rhythm.beyond)
+        return changed
 
     def evict_idle(self, mib: int, owner: tuple[str, str] | None) -> int:
         """Makes room for `mib` MiB: idle containers of routes other than `owner` go, least

@@ -17,6 +17,7 @@ from executor.errors import FunctionFailed
 from executor.models import App, Route
 from executor.pool.base import RoutePool
 from executor.pool.container import PoolContext, PooledContainer
+from executor.pool.rhythm import IdleRhythm
 
 # A replacement's start (the engine's create and start) beside a call makes that call
 # slower on 2 cores: a Go hello's pre-started p50 went from 10.5 to 14.6 ms, the shell
@@ -27,9 +28,15 @@ REFILL_AFTER = 0.05
 
 class PrestartPool(RoutePool):
     def __init__(
-        self, ctx: PoolContext, app: App, route: Route, body: dict[str, Any], key: str
+        self,
+        ctx: PoolContext,
+        app: App,
+        route: Route,
+        body: dict[str, Any],
+        key: str,
+        rhythm: IdleRhythm | None = None,
     ) -> None:
-        super().__init__(ctx, app, route, body, key)
+        super().__init__(ctx, app, route, body, key, rhythm)
         self._in_use: dict[str, PooledContainer] = {}  # taken by a call, removed after it
 
     def take(self, call_id: str) -> PooledContainer | None:

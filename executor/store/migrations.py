@@ -72,4 +72,15 @@ MIGRATIONS: list[str] = [
         truncated INTEGER NOT NULL
     );
     """,
+    # 4: each route's rhythm (executor/pool/rhythm.py): the histogram of its idle times,
+    # so that `idle_timeout: "auto"` does not forget it at a restart.
+    """
+    CREATE TABLE rhythms (
+        app TEXT NOT NULL,
+        path TEXT NOT NULL,
+        counts TEXT NOT NULL,
+        beyond INTEGER NOT NULL,
+        PRIMARY KEY (app, path)
+    );
+    """,
 ]

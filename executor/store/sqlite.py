@@ -117,6 +117,27 @@ class Store:
 
     async def delete_route(self, app: str, path: str) -> None:
         await self._db.execute("DELETE FROM routes WHERE app = ? AND path = ?", (app, path))
+        await self._db.execute("DELETE FROM rhythms WHERE app = ? AND path = ?", (app, path))
+        await self._db.commit()
+
+    async def rhythms(self) -> dict[tuple[str, str], tuple[list[int], int]]:
+        """Each route's idle-time histogram: (app, path) -> (counts, beyond)."""
+        rows = await self._db.execute_fetchall("SELECT app, path, counts, beyond FROM rhythms")
+        found = {}
+        for app, path, counts, beyond in rows:
+            try:
+                found[(app, path)] = (list(orjson.loads(counts)), int(beyond))
+            except (ValueError, TypeError):
+                log.error("database: the rhythm of %s%s is damaged: forgotten", app, path)
+        return found
+
+    async def save_rhythms(self, rhythms: dict[tuple[str, str], tuple[list[int], int]]) -> None:
+        await self._db.executemany(
+            "INSERT INTO rhythms (app, path, counts, beyond) VALUES (?,?,?,?) "
+            "ON CONFLICT (app, path) DO UPDATE SET counts=excluded.counts, "
+            "beyond=excluded.beyond",
+            [(a, p, orjson.dumps(c).decode(), b) for (a, p), (c, b) in rhythms.items()],
+        )
         await self._db.commit()
 
 
@@ -127,7 +148,7 @@ def _first_line(exc: Exception) -> str:
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 INCREMENTAL = 2
 # Every table the migrations make: one missing is a damaged database, named at start-up.
-TABLES = ("meta", "apps", "routes", "calls", "call_logs", "queue", "call_responses")
+TABLES = ("meta", "apps", "routes", "calls", "call_logs", "queue", "call_responses", "rhythms")
 
 
 async def _prepare(db: aiosqlite.Connection, path: Path) -> str:
