@@ -184,7 +184,8 @@ class StartSlots:
             if future.done() and not future.cancelled():
                 self.release()  # granted just as it gave up: pass it on
             else:
-                queue.remove(future)
+                with contextlib.suppress(ValueError):  # release() may have dropped it
+                    queue.remove(future)
             raise
 
     def _take(self) -> None:

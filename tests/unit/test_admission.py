@@ -177,6 +177,8 @@ async def test_a_start_slot_given_up_while_waiting_is_not_lost():
     waiting = asyncio.create_task(admission.starts.acquire(urgent=False))
     await asyncio.sleep(0)
     waiting.cancel()
-    admission.starts.release()
+    admission.starts.release()  # before the cancelled waiter has run again
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
     await asyncio.wait_for(admission.starts.acquire(), 1)
     assert admission.starts.peak == 1
