@@ -28,7 +28,7 @@ UNBOUNDED = 10**6
 class Setting:
     name: str
     min_warm: int = 0
-    idle_timeout: float = 0.0  # seconds
+    idle_timeout: float | None = 0.0  # seconds; None: "auto" (executor/pool/rhythm.py)
     cold: bool = False  # format `default`: a new container per call
     prestarted: bool = False  # format `default` with min_warm: pre-started, else cold
 

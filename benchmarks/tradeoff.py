@@ -44,6 +44,8 @@ def grid(quick: bool) -> list[Setting]:
     for min_warm in MIN_WARM[:2] if quick else MIN_WARM:
         for idle in IDLE_TIMEOUTS[::2] if quick else IDLE_TIMEOUTS:
             settings.append(Setting(f"min_warm {min_warm}, idle {idle:g} s", min_warm, idle))
+    # idle_timeout "auto": each function kept by its own rhythm, learnt during the day.
+    settings.append(Setting("min_warm 0, idle auto", 0, None))
     # `default` functions: pre-started single-use containers (min_warm at least 1).
     for min_warm in PRESTARTED_MIN_WARM[:1] if quick else PRESTARTED_MIN_WARM:
         for idle in IDLE_TIMEOUTS[:1] if quick else IDLE_TIMEOUTS[::2]:
@@ -158,9 +160,12 @@ def plot(outcomes: list[Outcome], path: Path) -> None:
         x = o.idle_mib_seconds / 3600 / 1024  # GiB-hours of idle containers
         shares = o.shares()
         started = 100 * (shares["cold"] + shares["fresh"])
-        lag.scatter([x], [o.lag_mean_ms], color="tab:blue")
-        lag.scatter([x], [o.lag_p99_ms], color="tab:red", marker="^")
-        starts.scatter([x], [started], color="tab:purple")
+        auto = "auto" in o.setting  # idle_timeout "auto": a green star beside the fixed
+        lag.scatter([x], [o.lag_mean_ms], color="tab:green" if auto else "tab:blue",
+                    marker="*" if auto else "o", s=120 if auto else 36)  # fmt: skip
+        lag.scatter([x], [o.lag_p99_ms], color="tab:green" if auto else "tab:red", marker="^")
+        starts.scatter([x], [started], color="tab:green" if auto else "tab:purple",
+                       marker="*" if auto else "o", s=120 if auto else 36)  # fmt: skip
         for ax, y in ((lag, o.lag_mean_ms), (starts, started)):
             ax.annotate(o.setting, (x, y), fontsize=7, textcoords="offset points", xytext=(5, 2))
     lag.set(xlabel="idle containers, GiB-hours a day", ylabel="lag added to a call, ms",

@@ -231,7 +231,9 @@ class PoolPolicy(Generic[W]):
         if self.limits.idle_timeout is not None:
             return slot.last_used + self.limits.idle_timeout
         windows = self._windows()
-        if windows is None:
+        if windows is None or len(self._slots) > max(self.limits.min_warm, 1):
+            # The rhythm is the route's: it keeps the one container that serves its next
+            # call. Those a burst added go like a fixed setting's.
             return slot.last_used + FALLBACK
         since = self._idle_since
         if since is None:

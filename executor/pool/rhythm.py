@@ -49,6 +49,7 @@ class IdleRhythm:
         self.changed = False  # since the store last saved it
         self._windows: Windows | None = None
         self._known = False
+        self._since_known = 0
 
     def observe(self, idle: float) -> None:
         """The route was idle `idle` seconds between the end of a call and the next one."""
@@ -58,7 +59,11 @@ class IdleRhythm:
         else:
             self.beyond += 1
         self.changed = True
-        self._known = False
+        # Windows are worked out again as samples come, not at each one: a busy route's
+        # rhythm changes little from one call to the next.
+        self._since_known += 1
+        if self._since_known >= max(self.samples // 8, 1):
+            self._known = False
 
     @property
     def samples(self) -> int:
@@ -69,6 +74,7 @@ class IdleRhythm:
         if not self._known:
             self._windows = self._compute()
             self._known = True
+            self._since_known = 0
         return self._windows
 
     def _compute(self) -> Windows | None:

@@ -135,3 +135,25 @@ async def test_a_routes_rhythm_survives_a_restart(tmp_path):
         await until(lambda: ex.pools.pool("t", "/hot") is not None)
         assert ex.pools.pool("t", "/hot")._policy.rhythm.counts[10] == 1
         assert ex.registry.route("t", "/hot").idle_timeout == "auto"
+
+
+def test_containers_a_burst_added_go_after_the_fallback_and_the_rhythm_keeps_the_last():
+    clock = Clock()
+    p = auto(clock, rhythm_of([30.0] * 30))  # a busy route: kept 66 s after its last call
+    start(p, "a")
+    start(p, "b")
+    assert p.acquire_idle() == "b" and p.acquire_idle() == "a"
+    clock.now += 1.0
+    p.release("b")
+    p.release("a")
+    clock.now += 66.0
+    assert p.expired() == []  # two: the one a burst added stays for the fallback
+    clock.now = 1.0 + FALLBACK
+    # It goes; the last then goes by the rhythm's 66 s, long past.
+    assert p.expired() == ["b", "a"]
+    start(p, "c")
+    one_call(p, clock, "c")
+    clock.now += 65.0
+    assert p.expired() == []
+    clock.now += 1.0
+    assert p.expired() == ["c"]
