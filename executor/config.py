@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # full CPU the executor keeps serving other calls (about +20% calls/s at concurrency
     # 32 on 2 cores; no change at concurrency 1). Needs the right to renice them (root).
     hot_sched_batch: bool = True
+    # Pause hot containers idle this many seconds (the cgroup freezer, through the
+    # engine), resumed when a call takes one; None: never. Off by default: resuming adds
+    # the engine's unpause to a warm call (README "Pausing idle containers" has the
+    # figures), and an idle function rarely burns CPU.
+    pause_idle_after: float | None = None
 
     # Observability. Call records are written by one batching task (a group commit every
     # `calls_flush_interval` seconds at most) and kept up to a count and an age.

@@ -106,6 +106,7 @@ class FakeContainer:
     calls: int = 0
     # A pre-started container's call environment, from its launcher header.
     call_env: dict[str, str] = field(default_factory=dict)
+    paused: bool = False
     _task: asyncio.Task | None = None
     _runner: web.AppRunner | None = None
     # Calls being handled: their task and connection, cut when the process dies.
@@ -219,6 +220,8 @@ class FakeContainer:
             return
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            if self.paused:  # a frozen process answers nothing: the test sees it broken
+                return web.Response(status=599, text="called while paused")
             self.calls += 1
             task = asyncio.current_task()
             self._in_call[task] = request.transport
@@ -246,6 +249,8 @@ class FakeEngine:
         self.down = False  # every call fails as if the engine were unreachable
         self.fail: dict[str, EngineError] = {}  # operation -> the error it raises
         self.create_delay = 0.0
+        self.pauses: list[str] = []
+        self.unpauses: list[str] = []
         # Pre-started containers' launchers die with their program: no trailer comes.
         self.launcher_killed = False
         self._subscribers: list[tuple[dict[str, list[str]], asyncio.Queue]] = []
@@ -322,6 +327,16 @@ class FakeEngine:
             c._task = asyncio.create_task(c._serve(c.program))
         else:
             c._task = asyncio.create_task(c._run_cold(c.program))
+
+    async def pause(self, container_id: str) -> None:
+        self._check("pause")
+        self._container(container_id).paused = True
+        self.pauses.append(container_id)
+
+    async def unpause(self, container_id: str) -> None:
+        self._check("unpause")
+        self._container(container_id).paused = False
+        self.unpauses.append(container_id)
 
     async def pid(self, container_id: str) -> int | None:
         return None

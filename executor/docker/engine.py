@@ -78,6 +78,11 @@ class Engine(Protocol):
 
     async def start(self, container_id: str) -> None: ...
 
+    async def pause(self, container_id: str) -> None:
+        """Freezes every process of the container (its cgroup's freezer)."""
+
+    async def unpause(self, container_id: str) -> None: ...
+
     async def pid(self, container_id: str) -> int | None:
         """The host pid of the container's main process, None when it is not running."""
 
@@ -224,6 +229,12 @@ class DockerEngine:
 
     async def start(self, container_id: str) -> None:
         await self._call("start", self._api.containers.container(container_id).start)
+
+    async def pause(self, container_id: str) -> None:
+        await self._call("pause", self._api.containers.container(container_id).pause)
+
+    async def unpause(self, container_id: str) -> None:
+        await self._call("unpause", self._api.containers.container(container_id).unpause)
 
     def owns(self, pid: int, container_id: str) -> bool:
         # The engine's cgroup for a container is named after its id.

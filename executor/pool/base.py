@@ -127,7 +127,11 @@ class RoutePool:
             return
         self._policy.observed_start(time.perf_counter() - c.start_began)
         self._hand_over(self._policy.ready(c.key))
+        self._went_idle(c)
         self._reconcile()
+
+    def _went_idle(self, c: PooledContainer) -> None:
+        """A container may have gone idle (hot pools pause it later, when set to)."""
 
     def _start_ended(self, task: asyncio.Task, c: PooledContainer) -> None:
         # Cancelled while starting (discarded: drain, shutdown), perhaps before it ran at

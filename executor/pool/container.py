@@ -105,6 +105,11 @@ class PooledContainer:
         self.reserved = 0  # MiB of the memory budget it holds, given back when it is removed
         self.starter: asyncio.Task | None = None
         self.gone = False
+        # Pausing while idle (settings.pause_idle_after): the timer, the engine's pause
+        # call in flight, and whether it is paused now.
+        self._pause_timer: asyncio.TimerHandle | None = None
+        self._pausing: asyncio.Task | None = None
+        self.paused = False
 
     @property
     def _over_stdio(self) -> bool:
@@ -325,10 +330,53 @@ class PooledContainer:
             return f"function exited during the call: exit status {self.exit_status()}", "crash"
         return f"function failed: {exc}", "crash"
 
+    # -- pausing while idle ----------------------------------------------------------------
+
+    def pause_later(self, after: float) -> None:
+        """Gone idle: paused once idle `after` seconds, unless a call takes it first."""
+        self._call_off_pause()
+        self._pause_timer = asyncio.get_running_loop().call_later(after, self._pause_now)
+
+    def _pause_now(self) -> None:
+        self._pause_timer = None
+        if not self.gone and self.docker_id is not None:
+            self._pausing = self._ctx.work.spawn(self._pause(self.docker_id), "pause container")
+
+    async def _pause(self, container_id: str) -> None:
+        try:
+            await self._ctx.engine.pause(container_id)
+            self.paused = True
+        except EngineError as exc:
+            log.debug("could not pause container %s: %s", container_id[:12], exc.message)
+
+    @property
+    def pausing(self) -> bool:
+        """A pause is to come or under way."""
+        return self._pause_timer is not None or self._pausing is not None
+
+    def _call_off_pause(self) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+
+    async def resume(self) -> None:
+        """Before a call: a pause still to come is called off, one under way waited for,
+        and a paused container unpaused. EngineError when it cannot be."""
+        self._call_off_pause()
+        if self._pausing is not None:
+            pausing, self._pausing = self._pausing, None
+            await asyncio.wait({pausing})
+        if self.paused:
+            assert self.docker_id is not None
+            await self._ctx.engine.unpause(self.docker_id)
+            self.paused = False
+
     # -- removal -------------------------------------------------------------------------
 
     def remove_later(self, on_removed: Callable[[], None]) -> None:
-        """Closes its connection now and removes it in the background."""
+        """Closes its connection now and removes it in the background (paused or not:
+        the engine's forced removal kills a paused container too)."""
+        self._call_off_pause()
         if self.conn is not None:
             self.conn.close()
         self._ctx.work.spawn(self._remove(on_removed), "remove hot container")

@@ -15,6 +15,7 @@ from typing import Any
 
 from executor.calls import Call, Response
 from executor.errors import (
+    EngineError,
     ExecutorError,
     FunctionFailed,
     FunctionTimedOut,
@@ -72,6 +73,12 @@ class HotPool(RoutePool):
             call.assigned = call.started = time.perf_counter()
         c = self._containers[key]
         c.call_id = call.id
+        if c.paused or c.pausing:
+            try:
+                await c.resume()
+            except EngineError as exc:
+                self._discard(c, f"could not be unpaused: {exc.message}")
+                return await self.call(call)
         c.served_since = time.perf_counter()
         if c.conn is None or c.conn.closed:
             # The function closed its idle connection (a keep-alive timeout, or no
@@ -221,12 +228,18 @@ class HotPool(RoutePool):
             self._policy.observed_call(time.perf_counter() - c.served_since)
             c.served_since = None
         self._hand_over(self._policy.release(c.key))
+        self._went_idle(c)
         if self._policy.waiting:
             self._reconcile()  # calls still wait: the averages may call for a start now
         elif self._timer is None:
             # A container going idle may expire, which the timer covers (a timer that
             # fires early just looks again).
             self._schedule()
+
+    def _went_idle(self, c: PooledContainer) -> None:
+        after = self._ctx.settings.pause_idle_after
+        if after is not None and self._policy.is_idle(c.key):
+            c.pause_later(after)
 
     def _exited(self, c: PooledContainer) -> None:
         # A container that dies while idle is replaced. One dying mid-call fails its call

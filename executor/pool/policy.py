@@ -111,6 +111,10 @@ class PoolPolicy(Generic[W]):
             return self._starting
         return len(self._slots) - len(self._idle) - self._starting
 
+    def is_idle(self, key: str) -> bool:
+        slot = self._slots.get(key)
+        return slot is not None and slot.state == "idle"
+
     @property
     def waiting(self) -> int:
         return len(self._queue)

@@ -251,3 +251,48 @@ async def test_an_http_function_that_prints_while_idle_is_replaced_before_its_ne
         assert (await ex.invoker.invoke(nxt)).status == 200
         assert nxt.container_id != chatty.container_id
         await until(lambda: chatty.container_id in engine.removed)
+
+
+async def test_an_idle_container_is_paused_after_the_grace_and_unpaused_for_a_call(tmp_path):
+    engine = FakeEngine({"fake/hot": HotProgram(hot_echo)})
+    async with fake_executor(tmp_path, engine, pause_idle_after=0.05) as ex:
+        await route(ex, "/hot", "fake/hot", format="http-stream", min_warm=1)
+        await until(lambda: len(engine.pauses) == 1)
+        (c,) = engine.running()
+        assert c.paused
+        call = call_of(ex, "/hot", b"awake")
+        response = await ex.invoker.invoke(call)
+        assert response.body == b"awake" and call.start == "warm"
+        assert engine.unpauses == [c.id]
+        await until(lambda: len(engine.pauses) == 2)  # idle again: paused again
+
+
+async def test_a_call_within_the_grace_calls_the_pause_off(tmp_path):
+    engine = FakeEngine({"fake/hot": HotProgram(hot_echo)})
+    async with fake_executor(tmp_path, engine, pause_idle_after=0.5) as ex:
+        await route(ex, "/hot", "fake/hot", format="http-stream", min_warm=1)
+        await until(lambda: idle(ex, "/hot") == 1)
+        for _ in range(3):
+            await ex.invoker.invoke(call_of(ex, "/hot"))
+        assert engine.pauses == [] and engine.unpauses == []
+
+
+async def test_a_container_that_cannot_be_unpaused_is_replaced_and_the_call_served(tmp_path):
+    from executor.errors import EngineError
+
+    engine = FakeEngine({"fake/hot": HotProgram(hot_echo)})
+    async with fake_executor(tmp_path, engine, pause_idle_after=0.02) as ex:
+        await route(ex, "/hot", "fake/hot", format="http-stream", min_warm=1)
+        await until(lambda: len(engine.pauses) == 1)
+        engine.fail["unpause"] = EngineError(500, "cannot unpause (fake)")
+        response = await ex.invoker.invoke(call_of(ex, "/hot", b"anyway"))
+        assert response.body == b"anyway"
+        assert len(engine.created) == 2
+
+
+async def test_closing_removes_paused_containers(tmp_path):
+    engine = FakeEngine({"fake/hot": HotProgram(hot_echo)})
+    async with fake_executor(tmp_path, engine, pause_idle_after=0.01) as ex:
+        await route(ex, "/hot", "fake/hot", format="http-stream", min_warm=2)
+        await until(lambda: len(engine.pauses) == 2)
+    assert not engine.live
