@@ -153,7 +153,7 @@ class Executor:
         else:
             self.records = NoCallRecords()
         self.engine = engine = self._engine or DockerEngine(
-            s.docker_url, work, on_error=metrics.docker_error
+            s.docker_url, work, on_error=metrics.docker_error, direct_freezer=s.pause_direct
         )
         self.events = events = ContainerEvents(engine, self.identity.group)
         self.registry = registry = Registry(self.store, engine, s)

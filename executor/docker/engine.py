@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiodocker
@@ -140,10 +141,19 @@ class DockerStdio:
         await self._stream.close()
 
 
+# cgroup v1's freezer of each container, as the engine's cgroupfs driver lays it out.
+FREEZER = Path("/sys/fs/cgroup/freezer/docker")
+
+
 class DockerEngine:
     def __init__(
-        self, url: str, work: TaskGroup, on_error: Callable[[str], None] | None = None
+        self,
+        url: str,
+        work: TaskGroup,
+        on_error: Callable[[str], None] | None = None,
+        direct_freezer: bool = True,
     ) -> None:
+        self._direct_freezer = direct_freezer
         # Told the operation of every call that failed (executor_docker_errors_total).
         self._on_error = on_error
         self._api = aiodocker.Docker(url=url)
@@ -231,10 +241,25 @@ class DockerEngine:
         await self._call("start", self._api.containers.container(container_id).start)
 
     async def pause(self, container_id: str) -> None:
-        await self._call("pause", self._api.containers.container(container_id).pause)
+        if not self._freeze(container_id, "FROZEN"):
+            await self._call("pause", self._api.containers.container(container_id).pause)
 
     async def unpause(self, container_id: str) -> None:
-        await self._call("unpause", self._api.containers.container(container_id).unpause)
+        if not self._freeze(container_id, "THAWED"):
+            await self._call("unpause", self._api.containers.container(container_id).unpause)
+
+    def _freeze(self, container_id: str, state: str) -> bool:
+        """The container's freezer written directly, where this process sees it (on the
+        host, cgroup v1): thawing takes 0.12 ms, the engine's unpause about 16 ms on a
+        warm call (benchmarks/pause.py). The engine does not know (it shows the container
+        running); its forced removal kills a frozen container all the same."""
+        if not self._direct_freezer:
+            return False
+        try:
+            (FREEZER / container_id / "freezer.state").write_text(state)
+        except OSError:
+            return False
+        return True
 
     def owns(self, pid: int, container_id: str) -> bool:
         # The engine's cgroup for a container is named after its id.

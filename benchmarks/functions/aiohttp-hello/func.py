@@ -1,5 +1,7 @@
 """An http-stream (Fn format) hello on aiohttp, listening on FN_LISTENER; a caller's
-`X-Sleep: S` header makes it work S seconds first."""
+`X-Sleep: S` header makes it work S seconds first. With BACKGROUND_WORK set (route config)
+it also works a little every 10 ms while idle, as a function with a metrics flusher or a
+connection pool's keep-alive would (benchmarks/pause.py)."""
 
 import asyncio
 import os
@@ -19,7 +21,15 @@ async def call(request: web.Request) -> web.Response:
     )
 
 
+async def background_work() -> None:
+    while True:
+        sum(range(5000))
+        await asyncio.sleep(0.01)
+
+
 async def main() -> None:
+    # Held here: main() never returns, so neither does the reference.
+    work = asyncio.create_task(background_work()) if os.environ.get("BACKGROUND_WORK") else None
     app = web.Application()
     app.router.add_post("/call", call)
     runner = web.AppRunner(app, access_log=None)
@@ -31,6 +41,7 @@ async def main() -> None:
     os.chmod(os.path.join(directory, "phony" + name), 0o666)
     os.symlink("phony" + name, path)
     await asyncio.Event().wait()
+    assert work is None or not work.done()
 
 
 if __name__ == "__main__":
