@@ -7,6 +7,9 @@ import json
 import subprocess
 import time
 
+import pytest
+
+from executor.docker.engine import FREEZER
 from executor.store.sqlite import Store
 from tests.conftest import GROUPS, group_containers
 from tests.integration.conftest import running, settings_for
@@ -14,10 +17,18 @@ from tests.integration.test_lifecycle import create_container
 
 
 def paused(container: str) -> bool:
+    """Paused through the engine, or frozen by the executor through the freezer itself."""
     inspect = subprocess.run(
         ["docker", "inspect", container], capture_output=True, text=True, check=True
     )
-    return json.loads(inspect.stdout)[0]["State"]["Paused"]
+    (info,) = json.loads(inspect.stdout)
+    freezer = FREEZER / info["Id"] / "freezer.state"
+    if info["State"]["Paused"]:
+        return True
+    try:
+        return freezer.read_text().strip() == "FROZEN"
+    except FileNotFoundError:  # not started yet
+        return False
 
 
 async def until_paused(group: str, within: float = 20.0) -> str:
@@ -30,8 +41,10 @@ async def until_paused(group: str, within: float = 20.0) -> str:
         await asyncio.sleep(0.1)
 
 
-async def test_an_idle_hot_container_is_paused_and_resumed_for_its_next_call(db):
-    async with running(settings_for(db, pause_idle_after=0.1)) as executor:
+@pytest.mark.parametrize("direct", [True, False], ids=["freezer", "engine API"])
+async def test_an_idle_hot_container_is_paused_and_resumed_for_its_next_call(db, direct):
+    settings = settings_for(db, pause_idle_after=0.1, pause_direct=direct)
+    async with running(settings) as executor:
         await executor.route("/hot", "executor/hello-stream", format="http-stream")
         container = await until_paused(executor.group)
         response = await executor.client.post("/r/t/hot", data=b'{"name": "paused"}')
@@ -42,14 +55,22 @@ async def test_an_idle_hot_container_is_paused_and_resumed_for_its_next_call(db)
         assert group_containers(executor.group) == []
 
 
-async def test_a_paused_container_left_by_a_killed_executor_is_removed_at_the_next_start(db):
+@pytest.mark.parametrize("direct", [True, False], ids=["freezer", "engine API"])
+async def test_a_paused_container_left_by_a_killed_executor_is_removed_at_the_next_start(
+    db, direct
+):
     store = await Store.open(db)
     group = store.group_id
     await store.close()
     GROUPS.add(group)
     orphan = create_container(group, "a-killed-process")
     subprocess.run(["docker", "start", orphan], check=True, capture_output=True)
-    subprocess.run(["docker", "pause", orphan], check=True, capture_output=True)
+    if direct:
+        inspect = ["docker", "inspect", "-f", "{{.Id}}", orphan]
+        full = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
+        (FREEZER / full / "freezer.state").write_text("FROZEN")
+    else:
+        subprocess.run(["docker", "pause", orphan], check=True, capture_output=True)
     assert paused(orphan)
     async with running(settings_for(db)):
         assert group_containers(group) == []
