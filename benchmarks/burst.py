@@ -5,7 +5,7 @@ X-Sleep). With `--baseline REF`, the executor at that git commit takes the same 
 the same run, interleaved (a git worktree on PYTHONPATH): how starts that follow the
 expected drain (executor/pool/policy.py `_uncovered`) compare with a start per waiting call.
 
-    python -m benchmarks.burst [--rounds 3] [--baseline REF]
+    python -m benchmarks.burst [--rounds 3] [--baseline REF] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks import common
 from benchmarks.common import ROOT, executor_server, machine, put_json, summary, table, write_result
 
 IMAGE = "executor-bench/aiohttp-hello"
@@ -134,7 +135,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", help="a git commit to compare with, in the same run")
+    parser.add_argument("--quick", action="store_true", help="one round of small bursts")
+    parser.add_argument("--out", type=Path, default=common.RESULTS, help="where results go")
     args = parser.parse_args()
+    common.RESULTS = args.out
+    if args.quick:
+        args.rounds = 1
+        for name, (max_containers, work, calls) in BURSTS.items():
+            BURSTS[name] = (max_containers, work and 0.1, min(calls, 16))
     with contextlib.ExitStack() as stack:
         urls = {"this": stack.enter_context(executor_server(EXECUTOR_ACCESS_LOG="false"))}
         if args.baseline:
@@ -145,7 +153,8 @@ def main() -> None:
             deploy(url)
         results = asyncio.run(measure(urls, args.rounds))
     print(report(results))
-    result = {"benchmark": "burst", "machine": machine(), "rounds": args.rounds}
+    result = {"benchmark": "burst", "quick": args.quick, "machine": machine(),
+              "rounds": args.rounds, "bursts": BURSTS}  # fmt: skip
     print(f"written: {write_result('burst', result | {'results': results})}")
 
 

@@ -13,7 +13,7 @@ itself (no executor in between), interleaved call by call, for [prestart]'s choi
 
 Each pre-started container is created and started before its call's clock starts.
 
-    python -m benchmarks.launch [--calls 40]
+    python -m benchmarks.launch [--calls 40] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiodocker
 
+from benchmarks import common
 from benchmarks.common import machine, summary, table, write_result
 from executor.docker import spec
 from executor.docker.engine import DockerEngine, Stdio
@@ -232,7 +234,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--launcher", default=None, help="the launcher binary")
+    parser.add_argument("--quick", action="store_true", help="2 calls of each way")
+    parser.add_argument("--out", type=Path, default=common.RESULTS, help="where results go")
     args = parser.parse_args()
+    common.RESULTS = args.out
+    if args.quick:
+        args.calls = 2
     launcher = args.launcher or str(PACKAGED)
     samples, steps = asyncio.run(measure(args.calls, launcher))
     rows = [["way", "n", "p50 ms", "p90 ms", "p99 ms", "p50 / trailer"]]
@@ -249,7 +256,8 @@ def main() -> None:
     for step, s in breakdown.items():
         step_rows.append([step, f"{s['p50_ms']:.3f}", f"{s['p90_ms']:.3f}"])
     print(table(step_rows))
-    result = {"machine": machine(), "calls": args.calls, "ways": results, "steps": breakdown}
+    result = {"benchmark": "launch", "quick": args.quick, "machine": machine(),
+              "calls": args.calls, "ways": results, "steps": breakdown}  # fmt: skip
     print(f"written: {write_result('launch', result)}")
 
 

@@ -8,7 +8,7 @@ the cgroup freezer itself, one through the engine's API), one not.
   cpuacct.usage), for a function that does nothing while idle and one that works a little
   every 10 ms (benchmarks/functions/aiohttp-hello with BACKGROUND_WORK).
 
-    python -m benchmarks.pause [--calls 40]
+    python -m benchmarks.pause [--calls 40] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks import common
 from benchmarks.common import executor_server, machine, put_json, summary, table, write_result
 
 IMAGE = "executor-bench/aiohttp-hello"
@@ -115,20 +116,26 @@ def report(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="a few calls, 2 idle containers")
+    parser.add_argument("--out", type=Path, default=common.RESULTS, help="where results go")
     args = parser.parse_args()
-    common = {"EXECUTOR_ACCESS_LOG": "false"}
-    pausing = {**common, "EXECUTOR_PAUSE_IDLE_AFTER": "0.05"}
+    common.RESULTS = args.out
+    if args.quick:
+        global IDLE_CONTAINERS, CPU_WINDOW
+        args.calls, IDLE_CONTAINERS, CPU_WINDOW = 3, 2, 1.0
+    quiet = {"EXECUTOR_ACCESS_LOG": "false"}
+    pausing = {**quiet, "EXECUTOR_PAUSE_IDLE_AFTER": "0.05"}
     with (
         executor_server(**pausing) as freezer,
         executor_server(**pausing, EXECUTOR_PAUSE_DIRECT="false") as api,
-        executor_server(**common) as plain,
+        executor_server(**quiet) as plain,
     ):
         urls = {"paused (freezer)": freezer, "paused (engine API)": api, "not paused": plain}
         for url in urls.values():
             deploy(url)
         results = asyncio.run(measure(urls, args.calls))
     print(report(results))
-    data = {"benchmark": "pause", "machine": machine(), "results": results}
+    data = {"benchmark": "pause", "quick": args.quick, "machine": machine(), "results": results}
     print(f"written: {write_result('pause', data)}")
 
 

@@ -51,3 +51,23 @@ def test_the_compat_benchmark_completes(tmp_path: Path):
     result = orjson.loads((tmp_path / "compat.json").read_bytes())
     assert len(result["results"]) == 4 and all(r["n"] > 0 for r in result["results"].values())
     assert result["ratios"]["http_over_http_stream"] > 0
+
+
+def test_the_launch_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.launch", tmp_path, timeout=120)
+    result = orjson.loads((tmp_path / "launch.json").read_bytes())
+    assert set(result["ways"]) == {"trailer", "event", "wait", "exec", "cold"}
+    assert all(way["n"] == 2 for way in result["ways"].values())
+
+
+def test_the_burst_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.burst", tmp_path, timeout=300)
+    result = orjson.loads((tmp_path / "burst.json").read_bytes())["results"]["this"]
+    assert all(r["n"] > 0 for r in result.values()) and len(result) == 3
+
+
+def test_the_pause_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.pause", tmp_path, timeout=300)
+    result = orjson.loads((tmp_path / "pause.json").read_bytes())["results"]
+    assert set(result["calls"]) == {"paused (freezer)", "paused (engine API)", "not paused"}
+    assert len(result["cpu"]) == 6
