@@ -1,10 +1,12 @@
-"""The hot-pool policy of one route: which container a call gets, when to start one, when an
-idle one expires, how failing starts back off.
+"""The pool policy of one route: which container a call gets, when to start one (as many
+as the waiting calls need, from moving averages of call and start times), when an idle
+one expires (after `idle_timeout`, or by the route's rhythm: rhythm.py), how failing
+starts back off.
 
 Pure and deterministic: no Docker, no sockets, no asyncio. Time comes from an injected
 clock, containers and waiting calls are opaque keys, and every decision is a return value,
 so the [bench] simulator can replay a day of calls through it in simulated time. The IO
-driver (`HotPool`) tells it what happened and carries out what it answers.
+driver (pool/base.py's `RoutePool`) tells it what happened and carries out what it answers.
 """
 
 from __future__ import annotations
