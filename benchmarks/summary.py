@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import drain, hot, scale, starts, tradeoff
+import orjson
+
+from benchmarks import burst, drain, hot, pause, scale, starts, tradeoff
+
+# Parts run on their own (not by `python -m benchmarks`): their last results, if any.
+STANDALONE = {
+    "burst": ("Bursts from zero (python -m benchmarks.burst)", burst.report),
+    "pause": ("Pausing idle containers (python -m benchmarks.pause)", pause.report),
+}
 
 
 def write_summary(results: dict, out: Path, seconds: float) -> Path:
@@ -29,6 +37,13 @@ def write_summary(results: dict, out: Path, seconds: float) -> Path:
         lines += ["", f"## {title}", "", "```", render(result), "```"]
         if part == "tradeoff":
             lines += ["", "![the trade-off curve](plots/tradeoff.png)"]
+    for part, (title, render) in STANDALONE.items():
+        saved = out / f"{part}.json"
+        if saved.exists():
+            result = orjson.loads(saved.read_bytes())
+            when = f"{result['machine']['when']}, commit {result['machine']['commit']}"
+            lines += ["", f"## {title}", "", f"Run on its own: {when}.", "", "```"]
+            lines += [render(result["results"]), "```"]
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path

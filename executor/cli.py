@@ -120,12 +120,15 @@ def routes_create(
     timeout: Annotated[int | None, typer.Option(help="seconds")] = None,
     min_warm: Annotated[int | None, typer.Option(help="containers kept ready")] = None,
     max_containers: Annotated[int | None, typer.Option(help="containers at most")] = None,
+    idle_timeout: Annotated[str | None, typer.Option(help="seconds, or auto")] = None,
     config: Annotated[list[str] | None, typer.Option("--config", help="KEY=VALUE")] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Create a route (PUT: created, or replaced if it exists)."""
     fields = {"image": image, "format": format, "type": type, "memory": memory}
     fields |= {"timeout": timeout, "min_warm": min_warm, "max_containers": max_containers}
+    if idle_timeout is not None:
+        fields["idle_timeout"] = int(idle_timeout) if idle_timeout.isdigit() else idle_timeout
     fields |= {"config": _pairs(config) if config else None}
     route = {k: v for k, v in fields.items() if v is not None}
     _show(_request(url, "PUT", f"/v1/apps/{app}/routes/{path.lstrip('/')}", {"route": route}))

@@ -31,5 +31,7 @@ PY
 .venv/bin/executor apps create demo >/dev/null 2>&1 || true  # 409 when it exists already
 .venv/bin/executor routes create demo /hello executor/hello >/dev/null
 .venv/bin/executor routes create demo /hello-hot executor/hello-stream --format http-stream >/dev/null
-echo "deployed: curl -X POST $URL/r/demo/hello (cold), curl -X POST $URL/r/demo/hello-hot (hot)"
+.venv/bin/executor routes create demo /hello-go executor/go-hello --min-warm 2 >/dev/null
+echo "deployed: curl -X POST $URL/r/demo/hello (cold), $URL/r/demo/hello-hot (hot)," \
+  "$URL/r/demo/hello-go (pre-started)"
 wait $server

@@ -249,3 +249,14 @@ async def test_unknown_methods_and_junk_bodies_are_4xx(executor):
         response = await executor.client.post("/v1/apps", data=junk)
         assert response.status == 400, junk[:10]
         assert "request body" in (await response.json())["error"]["message"]
+
+
+async def test_idle_timeout_takes_seconds_or_auto(executor):
+    route = await executor.route("/auto", "executor/hello-stream", format="http-stream",
+                                 idle_timeout="auto")  # fmt: skip
+    assert route["idle_timeout"] == "auto"
+    shown = await executor.json("GET", "/v1/apps/t/routes/auto")
+    assert shown["route"]["idle_timeout"] == "auto"
+    bad = {"route": {"path": "/bad", "image": "executor/hello", "idle_timeout": "soon"}}
+    error = await executor.json("POST", "/v1/apps/t/routes", bad, 400)
+    assert "route.idle_timeout" in error["error"]["message"]
