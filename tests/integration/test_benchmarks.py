@@ -3,6 +3,9 @@ JSON, a summary and the plot. Timings are never asserted here (benchmarks/ quote
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +16,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_quick(module: str, out: Path, timeout: float) -> None:
-    """`python -m MODULE --quick --out OUT`, which must succeed."""
-    run = subprocess.run(
+    """`python -m MODULE --quick --out OUT`, which must succeed. Past the timeout its whole
+    process group is stopped, the executors it started included: SIGTERM first, so that
+    they remove their containers, as on any shutdown."""
+    run = subprocess.Popen(
         [sys.executable, "-m", module, "--quick", "--out", str(out)],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    try:
+        stdout, stderr = run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(run)
+        raise
+    assert run.returncode == 0, stdout[-3000:] + stderr[-3000:]
+
+
+def stop_group(run: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(run.pid, signal.SIGTERM)
+    try:
+        run.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
 
 
 def test_the_quick_benchmark_run_completes_and_writes_its_results(tmp_path: Path):
