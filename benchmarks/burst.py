@@ -24,6 +24,7 @@ import aiohttp
 
 from benchmarks import common
 from benchmarks.common import ROOT, executor_server, machine, put_json, summary, table, write_result
+from benchmarks.starts import wait_empty
 
 IMAGE = "executor-bench/aiohttp-hello"
 # name -> (max_containers, seconds of work a call, calls in the burst)
@@ -50,15 +51,6 @@ def deploy(url: str) -> None:
         put_json(f"{url}/v1/apps/burst/routes{route_path(name)}", {"route": route})
 
 
-async def until_empty(session: aiohttp.ClientSession, url: str, path: str) -> None:
-    for _ in range(600):
-        async with session.get(f"{url}/v1/apps/burst/routes{path}") as response:
-            if not (await response.json())["route"]["pool"]["containers"]:
-                return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{path}: the pool never emptied")
-
-
 async def burst(session: aiohttp.ClientSession, url: str, name: str) -> dict:
     _, work, calls = BURSTS[name]
     path = route_path(name)
@@ -71,7 +63,7 @@ async def burst(session: aiohttp.ClientSession, url: str, name: str) -> dict:
             assert response.status == 200, (response.status, await response.text())
         return time.perf_counter() - began
 
-    await until_empty(session, url, path)
+    await wait_empty(session, f"{url}/v1/apps/burst/routes{path}")
     began = time.perf_counter()
     latencies = await asyncio.gather(*(one() for _ in range(calls)))
     return {"latencies": latencies, "makespan_s": time.perf_counter() - began}

@@ -94,10 +94,6 @@ def simulate(
                 all_latencies.append(lag + load_exec(load, rng))
             outcome.cold += len(times)
             outcome.containers_started += len(times)
-        elif setting.prestarted:
-            _replay_prestarted(
-                load, times, end, setting, latencies, rng, outcome, all_latencies, lags, load_exec
-            )
         else:
             _replay(
                 load, times, end, setting, latencies, rng, outcome, all_latencies, lags, load_exec
@@ -162,6 +158,20 @@ def _replay(
             started[key] = now
             push(now + rng.choice(latencies.fresh), READY, key)
 
+    def single_use() -> None:
+        """A `default` route's pre-start pool: a ready container (warm, used once and
+        gone), else a cold start at once, and the pool grows as PrestartPool's does."""
+        if policy.take_idle_once() is not None:
+            lag = rng.choice(latencies.prestarted)
+            outcome.warm += 1
+        else:
+            policy.missed()
+            lag = rng.choice(latencies.cold)
+            outcome.cold += 1
+            outcome.containers_started += 1
+        lags.append(lag)
+        all_latencies.append(lag + load_exec(load, rng))
+
     def serve(call: int, key: str, warm: bool) -> None:
         overhead = rng.choice(latencies.warm)
         work = load_exec(load, rng)
@@ -183,7 +193,9 @@ def _replay(
         now, kind, _, data = heapq.heappop(events)
         idle_area += policy.count("idle") * (min(now, end) - min(last, end))
         last = now
-        if kind == ARRIVAL:
+        if kind == ARRIVAL and setting.prestarted:
+            single_use()
+        elif kind == ARRIVAL:
             call = data
             arrived[call] = now
             key = policy.acquire_idle()
@@ -205,72 +217,6 @@ def _replay(
         policy.expired()  # idle containers past idle_timeout leave
         start_wanted()  # and min_warm refills
         # A tick for the policy's next expiry, within the day (an extra one is harmless).
-        wakeup = policy.next_wakeup()
-        due = next_tick is None or next_tick <= now or (wakeup or 0) < next_tick
-        if wakeup is not None and now < wakeup <= end and due:
-            next_tick = wakeup
-            push(wakeup, TICK, None)
-    idle_area += policy.count("idle") * max(end - last, 0.0)
-    outcome.idle_mib_seconds += idle_area * load.memory_mib
-
-
-def _replay_prestarted(
-    load: FunctionLoad,
-    times: list[float],
-    end: float,
-    setting: Setting,
-    latencies: StartLatencies,
-    rng: random.Random,
-    outcome: Outcome,
-    all_latencies: list[float],
-    lags: list[float],
-    load_exec=exec_time,
-) -> None:
-    """A `default` route's pre-start pool: a call takes a ready container (warm, used
-    once) or starts cold at once; the pool refills and grows as PrestartPool does."""
-    now = 0.0
-    policy: PoolPolicy[int] = PoolPolicy(
-        Limits(setting.min_warm, UNBOUNDED, setting.idle_timeout), lambda: now
-    )
-    events: list[tuple[float, int, int, object]] = []
-    order = itertools.count()
-    keys = itertools.count()
-    idle_area = 0.0
-    last = 0.0
-
-    def push(at: float, kind: int, data: object) -> None:
-        heapq.heappush(events, (at, kind, next(order), data))
-
-    def start_wanted() -> None:
-        for _ in range(policy.starts_wanted()):
-            key = f"c{next(keys)}"
-            policy.starting(key)
-            outcome.containers_started += 1
-            push(now + rng.choice(latencies.fresh), READY, key)
-
-    for call, at in enumerate(times):
-        push(at, ARRIVAL, call)
-    start_wanted()
-    next_tick: float | None = None
-    while events:
-        now, kind, _, data = heapq.heappop(events)
-        idle_area += policy.count("idle") * (min(now, end) - min(last, end))
-        last = now
-        if kind == ARRIVAL:
-            if policy.take_idle_once() is not None:
-                lag = rng.choice(latencies.prestarted)
-                outcome.warm += 1
-            else:
-                policy.missed()
-                lag = rng.choice(latencies.cold)
-                outcome.cold += 1
-                outcome.containers_started += 1
-            lags.append(lag)
-            all_latencies.append(lag + load_exec(load, rng))
-        elif kind == READY:
-            policy.ready(data)
-        policy.expired()
-        start_wanted()
         wakeup = policy.next_wakeup()
         due = next_tick is None or next_tick <= now or (wakeup or 0) < next_tick
         if wakeup is not None and now < wakeup <= end and due:

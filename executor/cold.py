@@ -157,14 +157,14 @@ class ColdRunner:
         call.started = time.perf_counter()
         app, path = call.app.name, call.route.path
         self._metrics.container_started(app, path, "default", call.started - began)
-        return await self._collect(call, container_id, stdio, exited, call.body, None)
+        return await self._collect(call, container_id, stdio, exited, b"", None)
 
     async def _run_prestarted(self, call: Call, c: PooledContainer, pool: PrestartPool) -> Response:
         assert c.docker_id is not None and c.stdio is not None and c.exited is not None
         nonce = secrets.token_bytes(default.NONCE_SIZE)
-        stdin = default.launcher_header(default.environment(call), nonce) + call.body
+        head = default.launcher_header(default.environment(call), nonce)
         try:
-            return await self._collect(call, c.docker_id, c.stdio, c.exited, stdin, nonce)
+            return await self._collect(call, c.docker_id, c.stdio, c.exited, head, nonce)
         finally:
             pool.finished(c)  # removed, its memory given back
 
@@ -174,13 +174,13 @@ class ColdRunner:
         container_id: str,
         stdio: Stdio,
         exited: asyncio.Future[int],
-        stdin: bytes,
+        head: bytes,
         nonce: bytes | None,
     ) -> Response:
-        """Feeds stdin, reads stdout and stderr until the function exits, and answers
-        from its exit status."""
+        """Feeds stdin (`head`, a launcher's header, then the call's body), reads stdout
+        and stderr until the function exits, and answers from its exit status."""
         app, path = call.app.name, call.route.path
-        feeding = asyncio.create_task(_feed(stdio, stdin))
+        feeding = asyncio.create_task(_feed(stdio, head, call.body))
         settings = self._settings
         output = default.Output(settings.max_response_bytes, settings.max_log_bytes, nonce)
         budget = OutputBudget.of(settings, asyncio.get_running_loop().time)
@@ -286,9 +286,11 @@ def _current_task_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def _feed(stdio: Stdio, stdin: bytes) -> None:
+async def _feed(stdio: Stdio, head: bytes, body: bytes) -> None:
     # A function may exit without reading its input; a broken pipe is not an error here.
+    # The head and the body go in two writes: the body is never copied to join them.
     with contextlib.suppress(EngineError, RuntimeError):
-        if stdin:
-            await stdio.write(stdin)
+        for part in (head, body):
+            if part:
+                await stdio.write(part)
         stdio.end_input()

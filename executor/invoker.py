@@ -30,7 +30,7 @@ from executor.errors import (
 )
 from executor.lifecycle import Lifecycle
 from executor.metrics import Metrics
-from executor.pool.base import PoolRetired
+from executor.pool.base import PoolRetired, RoutePool
 from executor.pool.hot import HotPool
 from executor.pool.pools import RoutePools
 from executor.registry import Registry
@@ -144,8 +144,12 @@ class Invoker:
             raise ShuttingDown(NOT_TAKING_CALLS)
         route = call.route
         if route.hot:
-            pool = self._pools.hot(call.app.name, route.path) or await self._open_pool(call)
-            assert isinstance(pool, HotPool)
+            pool = self._pools.hot(call.app.name, route.path)
+            if pool is None:
+                opened = self._open_pool(call, await self._image(call))
+                if not isinstance(opened, HotPool):
+                    raise NotFound(f"route {route.path!r} was removed while the call waited")
+                pool = opened
             try:
                 response = await pool.call(call)
             except PoolRetired:
@@ -167,19 +171,17 @@ class Invoker:
         if pool is not None and container is not None:
             return await self._cold.run_prestarted(call, container, pool)
         image = await self._image(call)
-        if pool is None and route.min_warm and self._registry.current(route):
-            with contextlib.suppress(ShuttingDown):
-                self._pools.open(app, route, image)  # pre-starts for the next calls
+        if pool is None and route.min_warm:
+            self._open_pool(call, image)  # pre-starts for the next calls
         return await self._cold.run(call, image)
 
-    async def _open_pool(self, call: Call) -> HotPool | None:
-        # Not announced yet (the engine was unreachable at start-up, say). The route may
-        # go while its image is looked up: a deleted route's pool is never brought back.
-        image = await self._image(call)
+    def _open_pool(self, call: Call, image: ImageInfo) -> RoutePool | None:
+        """The route's pool, not announced yet (the engine was unreachable at start-up,
+        say); None when the route went while its image was looked up: a deleted route's
+        pool is never brought back."""
         if not self._registry.current(call.route):
-            raise NotFound(f"route {call.route.path!r} was removed while the call waited")
-        pool = self._pools.open(call.app, call.route, image)
-        return pool if isinstance(pool, HotPool) else None
+            return None
+        return self._pools.open(call.app, call.route, image)
 
     async def _image(self, call: Call) -> ImageInfo:
         try:

@@ -8,10 +8,11 @@ container back (the policy hands it to the next waiting call, or it goes idle).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from types import ModuleType
 
 from executor.calls import Call, Response
 from executor.errors import (
@@ -26,7 +27,6 @@ from executor.errors import (
 )
 from executor.formats import http_stream
 from executor.formats.hot import protocol
-from executor.models import App, Route
 from executor.pool.base import PoolRetired, RoutePool
 from executor.pool.connection import (
     ConnectionBroken,
@@ -34,9 +34,8 @@ from executor.pool.connection import (
     Reply,
     ReplyTimeout,
 )
-from executor.pool.container import PoolContext, PooledContainer
+from executor.pool.container import PooledContainer
 from executor.pool.iofs import UnsafeSocket
-from executor.pool.rhythm import IdleRhythm
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +44,10 @@ STREAM_AFTER = 256 * 1024
 
 
 class HotPool(RoutePool):
-    def __init__(
-        self,
-        ctx: PoolContext,
-        app: App,
-        route: Route,
-        body: dict[str, Any],
-        key: str,
-        rhythm: IdleRhythm | None = None,
-    ) -> None:
-        super().__init__(ctx, app, route, body, key, rhythm)
-        # The format's protocol logic (formats/): a format change re-keys the pool.
-        self._format = protocol(route.format)
+    @functools.cached_property
+    def _format(self) -> ModuleType:
+        """The format's protocol logic (formats/): a format change re-keys the pool."""
+        return protocol(self.route.format)
 
     # -- the call path -------------------------------------------------------------------
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from executor.errors import FunctionFailed
-from executor.models import App, Route
 from executor.pool.base import RoutePool
-from executor.pool.container import PoolContext, PooledContainer
-from executor.pool.rhythm import IdleRhythm
+from executor.pool.container import PooledContainer
 
 # A replacement's start (the engine's create and start) beside a call makes that call
 # slower on 2 cores: a Go hello's pre-started p50 went from 10.5 to 14.6 ms, the shell
@@ -27,18 +25,6 @@ REFILL_AFTER = 0.05
 
 
 class PrestartPool(RoutePool):
-    def __init__(
-        self,
-        ctx: PoolContext,
-        app: App,
-        route: Route,
-        body: dict[str, Any],
-        key: str,
-        rhythm: IdleRhythm | None = None,
-    ) -> None:
-        super().__init__(ctx, app, route, body, key, rhythm)
-        self._in_use: dict[str, PooledContainer] = {}  # taken by a call, removed after it
-
     def take(self, call_id: str) -> PooledContainer | None:
         """A ready pre-started container for this call, out of the pool for good; None
         when there is none (the call starts cold, and the pool grows for the next)."""
@@ -50,15 +36,13 @@ class PrestartPool(RoutePool):
             self._reconcile()
             return None
         c = self._containers[key]
-        c.call_id = call_id
-        self._in_use[key] = c
+        c.call_id = call_id  # taken: in use until its call has `finished`
         # Its replacement starts when the call ends, or REFILL_AFTER into a longer call.
         self._loop.call_later(REFILL_AFTER, self._reconcile)
         return c
 
     def finished(self, c: PooledContainer) -> None:
         """The call `c` served has ended: the container is removed."""
-        self._in_use.pop(c.key, None)
         if not c.gone:
             c.gone = True
             self._remove_later(c)
@@ -68,7 +52,7 @@ class PrestartPool(RoutePool):
         # In use, its call sees the exit. Before its call (the launcher found no program
         # to run, or the container was killed), it is out of the pool at once, and counts
         # as a failed start once its last output is read: starts back off.
-        if c.gone or c.key in self._in_use:
+        if c.gone or c.call_id is not None:
             return
         self._policy.remove(c.key)
         self._ctx.work.spawn(self._died_before_call(c), "pre-started container died")
@@ -79,13 +63,17 @@ class PrestartPool(RoutePool):
             reason = f"exited before its call (exit status {c.exit_status()}): {c.tail()}"
             self._start_failed(c, FunctionFailed(f"pre-started container {reason}"))
 
+    def _in_use(self) -> list[PooledContainer]:
+        """Containers taken by a call that has not ended (no longer in the policy)."""
+        return [c for c in self._containers.values() if c.call_id is not None and not c.gone]
+
     def counts(self) -> dict[str, int]:
-        return {**super().counts(), "busy": len(self._in_use)}
+        return {**super().counts(), "busy": len(self._in_use())}
 
     def state(self) -> dict[str, Any]:
         state = super().state()
         now = self._loop.time()
-        for c in self._in_use.values():
+        for c in self._in_use():
             age = round(now - c.created, 3)
             state["containers"].append(
                 {"id": (c.docker_id or "")[:12], "state": "busy", "age": age, "calls": 1}

@@ -10,20 +10,10 @@ import time
 from executor.formats import default
 from tests.conftest import group_containers
 from tests.integration.conftest import running, settings_for
+from tests.integration.test_invoke_hot import pool_of, wait_pool
 
 # Differ between any two containers, cold or not.
 PER_CONTAINER = {"HOSTNAME"}
-
-
-async def pool_of(executor, path: str) -> dict:
-    return (await executor.json("GET", f"/v1/apps/t/routes{path}"))["route"]["pool"]
-
-
-async def ready(executor, path: str, count: int, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while (await pool_of(executor, path))["idle"] != count:
-        assert time.monotonic() < deadline, await pool_of(executor, path)
-        await asyncio.sleep(0.1)
 
 
 def env_of(text: str) -> dict[str, str]:
@@ -34,7 +24,7 @@ def env_of(text: str) -> dict[str, str]:
 async def test_a_min_warm_route_answers_warm_with_each_calls_own_environment(executor):
     await executor.route("/env", "executor-test/env", min_warm=2, config={"greeting": "hi"})
     await executor.route("/cold", "executor-test/env", config={"greeting": "hi"})
-    await ready(executor, "/env", 2)
+    await wait_pool(executor, "/env", idle=2)
     seen = []
     for path in ("/env", "/env", "/cold"):
         response = await executor.client.post(
@@ -60,7 +50,7 @@ async def test_a_min_warm_route_answers_warm_with_each_calls_own_environment(exe
 
 async def test_the_pool_refills_to_min_warm_after_a_burst(executor):
     await executor.route("/hello", "executor/hello", min_warm=2, max_containers=4)
-    await ready(executor, "/hello", 2)
+    await wait_pool(executor, "/hello", idle=2)
     responses = await asyncio.gather(
         *(executor.client.post("/r/t/hello", data=b'{"name": "burst"}') for _ in range(6))
     )
@@ -80,7 +70,7 @@ async def test_the_pool_refills_to_min_warm_after_a_burst(executor):
 
 async def test_a_from_scratch_go_function_is_served_warm(executor):
     await executor.route("/go", "executor/go-hello", min_warm=1)
-    await ready(executor, "/go", 1)
+    await wait_pool(executor, "/go", idle=1)
     response = await executor.client.post("/r/t/go", data=b'{"Name": "Ada"}')
     assert await response.text() == "Hello Ada!\n"
     assert response.headers["Executor-Start"] == "warm"
@@ -90,7 +80,7 @@ async def both(executor, image: str, data: bytes = b"", **fields) -> list:
     """One warm and one cold call of the same function: (status, body, start, log)."""
     await executor.route("/warm", image, min_warm=1, **fields)
     await executor.route("/cold", image, **fields)
-    await ready(executor, "/warm", 1)
+    await wait_pool(executor, "/warm", idle=1)
     answers = []
     for path in ("/warm", "/cold"):
         response = await executor.client.post(f"/r/t{path}", data=data)
@@ -147,7 +137,7 @@ async def test_a_response_over_the_limit_is_refused_as_it_would_be_cold(db):
         assert warm[0] == cold[0] == 502
         assert "too large" in warm[1]
         # The limit itself passes: the launcher's trailer is not counted.
-        await ready(executor, "/warm", 1)
+        await wait_pool(executor, "/warm", idle=1)
         exact = await executor.client.post("/r/t/warm", data=b"x" * 1000)
         assert exact.status == 200 and len(await exact.read()) == 1000
 
@@ -155,7 +145,7 @@ async def test_a_response_over_the_limit_is_refused_as_it_would_be_cold(db):
 async def test_a_fork_bomb_in_a_prestarted_container_is_contained(executor):
     await executor.route("/bomb", "executor-test/forkbomb", min_warm=1, timeout=3)
     await executor.route("/hello", "executor/hello", min_warm=1)
-    await ready(executor, "/bomb", 1)
+    await wait_pool(executor, "/bomb", idle=1)
     bomb = asyncio.ensure_future(executor.client.post("/r/t/bomb"))
     await asyncio.sleep(1.0)
     others = [await executor.client.post("/r/t/hello") for _ in range(3)]
@@ -165,7 +155,7 @@ async def test_a_fork_bomb_in_a_prestarted_container_is_contained(executor):
 
 async def test_prestarted_containers_are_hardened_and_the_launcher_needs_nothing_more(executor):
     await executor.route("/hello", "executor/hello", min_warm=1)
-    await ready(executor, "/hello", 1)
+    await wait_pool(executor, "/hello", idle=1)
     (container,) = group_containers(executor.group)
     inspect = subprocess.run(
         ["docker", "inspect", container], capture_output=True, text=True, check=True
@@ -185,10 +175,10 @@ async def test_prestarted_containers_are_hardened_and_the_launcher_needs_nothing
 
 async def test_a_route_change_drains_its_prestarted_containers(executor):
     await executor.route("/hello", "executor/hello", min_warm=2)
-    await ready(executor, "/hello", 2)
+    await wait_pool(executor, "/hello", idle=2)
     before = set(group_containers(executor.group))
     await executor.route("/hello", "executor/hello", min_warm=2, memory=64)
-    await ready(executor, "/hello", 2)
+    await wait_pool(executor, "/hello", idle=2)
     deadline = time.monotonic() + 10
     while set(group_containers(executor.group)) & before:
         assert time.monotonic() < deadline
@@ -204,7 +194,7 @@ async def test_a_route_change_drains_its_prestarted_containers(executor):
 async def test_shutting_down_leaves_no_prestarted_container(db):
     async with running(settings_for(db)) as executor:
         await executor.route("/hello", "executor/hello", min_warm=3)
-        await ready(executor, "/hello", 3)
+        await wait_pool(executor, "/hello", idle=3)
         served = await executor.client.post("/r/t/hello")
         assert served.headers["Executor-Start"] == "warm"
         await executor.client.close()  # the executor's shutdown, before the test's cleanup
