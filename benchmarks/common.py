@@ -77,12 +77,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def executor_server(**env: str) -> Iterator[str]:
-    """An `executor serve` process on a free loopback port with a fresh database."""
+def executor_server(db: str | None = None, **env: str) -> Iterator[str]:
+    """An `executor serve` process on a free loopback port with a fresh database (or the
+    shared one `db` names, a postgresql:// URL, with a data folder of its own)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="executor-bench-") as tmp:
+        where = ["--db", db, "--data-dir", f"{tmp}/data"] if db else ["--db", f"{tmp}/bench.db"]
         process = subprocess.Popen(
-            [*EXECUTOR, "serve", "--port", str(port), "--db", f"{tmp}/bench.db"],
+            [*EXECUTOR, "serve", "--port", str(port), *where],
             env={**os.environ, "EXECUTOR_LOG_LEVEL": "warning", **env},
         )
         url = f"http://127.0.0.1:{port}"

@@ -21,8 +21,6 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
-import aiosqlite
-
 from executor.calls import Call, CallRecord, CallState, unended
 from executor.config import MiB, Settings
 from executor.errors import (
@@ -37,13 +35,22 @@ from executor.lifecycle import Lifecycle
 from executor.registry import Registry
 from executor.routing import bind, call_path
 from executor.store import queue
-from executor.store.calls import CallRecords, Op
+from executor.store.calls import CallRecords, bound
+from executor.store.database import STORE_ERRORS, Database
 from executor.store.queue import Queued, Request
 from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
 RESTARTED = "executor restarted while the call ran"
+NODE_LOST = "the node running the call was lost (its lease ran out)"
+# The notices of calls queued through a node (shared store): the payload is the call id.
+QUEUE_CHANGED = "executor_queue"
+# On a shared store: how often a node reads the queue for calls whose notice it missed
+# and for running calls whose node's lease ran out.
+POLL_EVERY = 1.0
+# A call whose store step failed (the store gone) is tried again after this.
+STORE_RETRY_AFTER = 1.0
 # Async calls running at once per hot route, per container it may have.
 HOT_ROUTE_SHARE = 2
 # Requests of queued calls kept in memory, in all (past it they are read from the store
@@ -60,7 +67,8 @@ RETRY_AFTER = 1
 class AsyncCalls:
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: Database,
+        node: str,
         records: CallRecords,
         registry: Registry,
         invoker: Invoker,
@@ -68,6 +76,11 @@ class AsyncCalls:
         lifecycle: Lifecycle,
     ) -> None:
         self._db = db
+        # This node: it claims the calls it runs, under a lease it renews (shared store).
+        self._node = node
+        self._lease = settings.async_lease
+        self._mine: set[str] = set()  # ids of the calls this node runs now
+        self._upkeep = TaskGroup("async queue upkeep")
         self._records = records
         self._registry = registry
         self._invoker = invoker
@@ -102,24 +115,12 @@ class AsyncCalls:
     # -- start-up ------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Takes the queue over from the process before (before serving): calls it was
-        running end in `error`, or are queued again if their route has retries left."""
-        ops: list[Op] = []
-        restarted = 0
-        for q in await queue.pending(self._db):
-            if q.state == "running":
-                restarted += 1
-                if q.attempts <= self._retries(q):
-                    note = f"{RESTARTED}; run {q.attempts} of {self._retries(q) + 1}"
-                    ops += queue.requeued(_record(q, "queued", note))
-                    q.state = "queued"
-                else:
-                    ops += queue.ended(_record(q, "error", RESTARTED, ended=True), None)
-                    self._ended(q)
-                    continue
-            self._push(q)
-        if ops:
-            await self._records.write(ops)
+        """Takes the queue over from this node's process before (before serving): calls it
+        was running end in `error`, or are queued again if their route has retries left;
+        every queued call (any node's, on a shared store) is known."""
+        restarted = await self._take_over(mine=True)
+        for q in await queue.queued(self._db):
+            self._learn(q)
         if self._queued or restarted:
             log.info(
                 "async calls: %d queued, %d were running when the executor stopped",
@@ -128,7 +129,72 @@ class AsyncCalls:
             )
 
     def start(self) -> None:
+        if self._db.shared:
+            self._upkeep.spawn(self._keep_leases(), "renew the leases of async calls")
+            self._upkeep.spawn(self._watch_queue(), "async calls of other nodes")
         self._dispatch()
+
+    async def heard(self, call_id: str) -> None:
+        """A notice of a call queued through another node (shared store): known now, run by
+        the node that claims it first. An empty notice (missed ones): the whole queue."""
+        for q in await queue.queued(self._db, call_id or None):
+            self._learn(q)
+        self._dispatch()
+
+    def _learn(self, q: Queued) -> None:
+        if q.id not in self._queued and q.id not in self._mine:
+            self._push(q)
+
+    async def _take_over(self, mine: bool) -> int:
+        """Running calls no live node runs: this node's from before its restart (mine), or
+        any node's whose lease ran out. Each is queued again if its route has retries
+        left, else ends in `error`, in one transaction that holds their rows."""
+        now, why = time.time(), RESTARTED if mine else NODE_LOST
+        again: list[Queued] = []
+        done: list[Queued] = []
+        async with self._db.transaction() as tx:
+            lock = self._db.lock_rows
+            found = await (
+                queue.orphaned(tx, self._node, lock) if mine else queue.expired(tx, now, lock)
+            )
+            for q in found:
+                if q.attempts <= self._retries(q):
+                    note = f"{why}; run {q.attempts} of {self._retries(q) + 1}"
+                    ops = queue.requeued(_record(q, "queued", note))
+                    q.state = "queued"
+                    again.append(q)
+                else:
+                    ops = queue.ended(_record(q, "error", why, ended=True), None)
+                    done.append(q)
+                for op in ops:
+                    await tx.execute(*bound(op, self._node))
+        for q in again:
+            self._learn(q)
+        for q in done:
+            self._ended(q)
+        if found and not mine:
+            log.warning("async calls: %d taken over from a lost node", len(found))
+        return len(found)
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            if self._mine:
+                try:
+                    until = time.time() + self._lease
+                    await queue.renew(self._db, list(self._mine), self._node, until)
+                except STORE_ERRORS as exc:
+                    log.warning("async calls: leases not renewed: %s", exc)
+
+    async def _watch_queue(self) -> None:
+        """Calls queued by other nodes whose notice was missed, and calls of lost nodes."""
+        while True:
+            await asyncio.sleep(POLL_EVERY)
+            try:
+                await self._take_over(mine=False)
+                await self.heard("")
+            except STORE_ERRORS as exc:
+                log.warning("async calls: the shared queue not read: %s", exc)
 
     # -- the API's side ------------------------------------------------------------------
 
@@ -151,12 +217,15 @@ class AsyncCalls:
         if self._held + len(call.body) <= HELD_MAX:
             q.request = request
             self._held += len(call.body)
-        committed = self._records.write(queue.enqueued(_record(q, "queued"), request))
+        ops = queue.enqueued(_record(q, "queued"), request)
+        if self._db.shared:  # the other nodes hear of it once it commits
+            ops.append(("SELECT pg_notify(?, ?)", (QUEUE_CHANGED, q.id)))
+        committed = self._records.write(ops)
         # Queued once committed, whether or not the caller still waits for its 202.
         committed.add_done_callback(lambda f: self._committed(f, q))
         try:
             await asyncio.shield(committed)
-        except (aiosqlite.Error, ValueError) as exc:
+        except STORE_ERRORS as exc:
             raise ServiceUnavailable(f"could not store the call: {exc}") from None
 
     def _committed(self, done: asyncio.Future, q: Queued) -> None:
@@ -177,12 +246,19 @@ class AsyncCalls:
     async def cancel(self, call_id: str) -> bool:
         """Cancels a queued call; False if it is not queued (running, ended, unknown)."""
         q = self._queued.pop(call_id, None)
-        if q is None:
+        if q is not None:
+            self._queues[(q.app, q.route)].remove(q)
+            self._release(q)
+            self._count(q, -1)
+        elif self._db.shared:  # queued through another node, maybe not heard of yet
+            found = await queue.queued(self._db, call_id)
+            if not found:
+                return False
+            q = found[0]
+        else:
             return False
-        self._queues[(q.app, q.route)].remove(q)
-        self._release(q)
-        self._count(q, -1)
-        await self._records.write(queue.ended(_record(q, "cancelled", ended=True), None))
+        if not await queue.cancel(self._db, _record(q, "cancelled", ended=True), self._node):
+            return False  # another node began it meanwhile
         self._ended(q)
         return True
 
@@ -251,7 +327,15 @@ class AsyncCalls:
         key = (q.app, q.route)
         try:
             await self._run_once(q)
+        except STORE_ERRORS as exc:
+            # The store is gone: tried again later. A claim that did commit is not claimed
+            # twice (it is conditional); a call whose end was not written is taken over
+            # once its lease runs out, as that of a lost node.
+            log.warning("async call %s: the store failed: %s", q.id, exc)
+            q.state = "queued"
+            asyncio.get_running_loop().call_later(STORE_RETRY_AFTER, self._retry, q)
         finally:
+            self._mine.discard(q.id)
             self._running[key] -= 1
             if not self._running[key]:
                 del self._running[key]
@@ -269,11 +353,14 @@ class AsyncCalls:
             self._ended(q)
             return
         request = held or await queue.request(self._db, q.id)
-        if request is None:  # cannot happen while this process owns the queue
-            log.error("async call %s is gone from the queue", q.id)
-            return
-        q.attempts += 1
-        await self._records.write(queue.began(_record(q, "running")))
+        if request is None:
+            return  # it ended meanwhile (cancelled, or run by another node)
+        until = time.time() + self._lease
+        attempt = await queue.claim(self._db, _record(q, "running"), self._node, until)
+        if attempt is None:
+            return  # another node claimed it first, or it was cancelled
+        self._mine.add(q.id)
+        q.attempts = attempt
         call = Call(
             app=app,
             route=route,
@@ -303,6 +390,11 @@ class AsyncCalls:
             await self._records.write(queue.ended(record, response))
             self._ended(q)
 
+    def _retry(self, q: Queued) -> None:
+        if not self._lifecycle.draining:
+            self._learn(q)
+            self._dispatch()
+
     def _route_limit(self, key: RouteKey) -> int:
         """A route's `max_containers`; for a hot route twice that: its pool holds it to
         its containers, and a call's store steps (its request read, its start committed)
@@ -325,7 +417,9 @@ class AsyncCalls:
 
     async def close(self) -> None:
         """Past the shutdown grace, stops the calls still running; their rows stay
-        `running`, so the next start ends them as restarted (or retries them)."""
+        `running`, so the next start ends them as restarted (or retries them), or another
+        node does once their lease runs out."""
+        await self._upkeep.close(0)
         await self._runs.close(0)
 
 
@@ -343,6 +437,9 @@ class NoAsyncCalls:
         pass
 
     def start(self) -> None:
+        pass
+
+    async def heard(self, call_id: str) -> None:
         pass
 
     async def submit(self, call: Call) -> None:

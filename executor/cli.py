@@ -33,7 +33,13 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [8080].")] = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite database [./data/executor.db].")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="SQLite file or postgresql:// URL [./data/executor.db]."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="This node's own folder beside a shared db [./data].")
+    ] = None,
     docker_url: Annotated[str | None, typer.Option(help="Docker engine address.")] = None,
     log_level: Annotated[
         str, typer.Option(envvar="EXECUTOR_LOG_LEVEL", help="debug, info, warning, error.")
@@ -58,6 +64,7 @@ def serve(
         "host": host,
         "port": port,
         "db": db,
+        "data_dir": data_dir,
         "docker_url": docker_url,
         "routes_file": routes,
         "routes_prune": prune or None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -24,7 +24,14 @@ class Settings(BaseSettings):
     # with `auth: token`; other calls stay open.
     api_token: str | None = None
     port: int = 8080
-    db: Path = Path("./data/executor.db")
+    # A SQLite file (the embedded default), or a PostgreSQL URL (postgresql://...) that a
+    # fleet of executors shares.
+    db: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, Path) else v)] = (
+        "./data/executor.db"
+    )
+    # What a node keeps of its own beside a shared database: its node id (the label of
+    # its containers) and that id's lock. With SQLite the database file is the node's.
+    data_dir: Path = Path("./data")
     docker_url: str = Field(default_factory=default_docker_url)
 
     # Bodies and logs (SPEC.md: server-wide defaults).
@@ -125,6 +132,10 @@ class Settings(BaseSettings):
     # each response is kept.
     async_concurrency: int = 32
     async_response_bytes: int = 1 * MiB
+    # On a shared store: a node running an async call holds it under a lease of this many
+    # seconds, renewed every third of it; a node that dies (kill -9, host lost) gives its
+    # calls up when their lease runs out, and another node ends or retries them.
+    async_lease: float = 30.0
     # Async calls waiting in the queue (not yet running), in calls and in request body
     # bytes, server-wide and per route: past either, a submit answers 429 with
     # Retry-After. The queue lives in the database: these bound its size.

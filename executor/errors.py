@@ -74,6 +74,11 @@ class ServiceUnavailable(ExecutorError):
     status = 503
 
 
+class StoreUnavailable(ServiceUnavailable):
+    """The shared store (PostgreSQL) does not answer: writes and async submits wait for it
+    to come back; calls keep running from memory."""
+
+
 class CallTimeout(ExecutorError):
     status = 504
 

@@ -95,6 +95,20 @@ class Metrics:
         gauge.labels("queued").set_function(queued)
         gauge.labels("running").set_function(running)
 
+    def watch_records(self, dropped: Callable[[], int], waiting: Callable[[], int]) -> None:
+        """Serves the call records dropped (the store too slow, or gone past the buffer)
+        and those waiting to be written, read at scrape time."""
+        Gauge(
+            "executor_call_records_dropped",
+            "Call records dropped since the start: the store could not take them in time.",
+            registry=self.registry,
+        ).set_function(dropped)
+        Gauge(
+            "executor_call_records_waiting",
+            "Call records waiting to be written (the store slow or unavailable).",
+            registry=self.registry,
+        ).set_function(waiting)
+
     def call_done(
         self, app: str, route: str, status: int, start: str, duration: float, wait: float
     ) -> None:

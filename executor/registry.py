@@ -38,7 +38,7 @@ from executor.models import (
     rfc3339,
 )
 from executor.routing import RouteTree, bind
-from executor.store.sqlite import Store
+from executor.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,38 @@ class Registry:
         self._routes = {(r.app_name, r.path): r for r in await self._store.routes()}
         for name in self._apps:
             self._index(name)
+
+    async def resync(self, _notice: str = "") -> None:
+        """Takes in what the store holds and memory does not: on a shared store, another
+        node's changes (on its notice, and periodically, so a notice missed heals). Routes
+        changed are announced (their pools drain where the container changed), routes
+        gone are removed. Read under the lock: a change of this node's cannot be undone."""
+        async with self._lock:
+            apps = {app.name: app for app in await self._store.apps()}
+            routes = {(r.app_name, r.path): r for r in await self._store.routes()}
+            touched = {
+                name
+                for name in apps.keys() | self._apps.keys()
+                if apps.get(name) != self._apps.get(name)
+            }
+            self._apps = apps
+            gone = [key for key in self._routes if key not in routes]
+            changed = [
+                r for key, r in routes.items() if self._routes.get(key) != r or key[0] in touched
+            ]
+            for key in gone:
+                del self._routes[key]
+                touched.add(key[0])
+                self._announce_removed(*key)
+            for route in changed:
+                self._routes[(route.app_name, route.path)] = route
+                touched.add(route.app_name)
+            for name in touched:
+                self._index(name)
+            for route in changed:
+                await self._announce(route)
+        if touched:
+            log.info("routes changed by another node: apps %s", ", ".join(sorted(touched)))
 
     def _index(self, app_name: str) -> None:
         routes = [(r.path, r) for (a, _), r in self._routes.items() if a == app_name]

@@ -22,13 +22,12 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sqlite3
 
 from ulid import ULID
 
 from executor import routes_file
 from executor.admission import Admission, host_container_limit, host_memory_mib
-from executor.async_calls import AsyncCalls, NoAsyncCalls
+from executor.async_calls import QUEUE_CHANGED, AsyncCalls, NoAsyncCalls
 from executor.cold import ColdRunner
 from executor.config import Settings
 from executor.docker.engine import DockerEngine, Engine
@@ -43,7 +42,8 @@ from executor.pool.pools import RoutePools
 from executor.registry import Registry
 from executor.stats import CallStats
 from executor.store.calls import CallRecords, NoCallRecords
-from executor.store.sqlite import Store
+from executor.store.database import STORE_ERRORS
+from executor.store.store import ROUTES_CHANGED, Store
 from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 EVENTS_CONNECT_TIMEOUT = 5.0
 # How often the routes' rhythms (idle_timeout "auto") that changed are saved.
 RHYTHMS_SAVED_EVERY = 60.0
+# On a shared store: routes read again this often, whatever the notices said (one missed
+# heals within this), and the notices' connection made again if it was lost.
+RESYNC_EVERY = 5.0
 
 
 class Executor:
@@ -99,7 +102,7 @@ class Executor:
         declared = (
             routes_file.read(settings.routes_file, settings) if settings.routes_file else None
         )
-        self.store = await Store.open(settings.db)
+        self.store = await Store.open(settings.db, settings.data_dir)
         try:
             self._build()
         except BaseException:
@@ -118,6 +121,9 @@ class Executor:
             # min_warm containers start now, in the background, once orphans are gone.
             self.registry.watch(self.pools)
             await self.registry.announce_all()
+            if self.store.db.shared:
+                await self._follow_store()
+                self.services.spawn(self._resync_routes(), "routes of the other nodes")
             await self.async_calls.recover()
             self.async_calls.start()
         except BaseException:
@@ -142,7 +148,8 @@ class Executor:
         self.metrics = metrics = Metrics(enabled=s.metrics)
         if s.call_records:
             self.records = CallRecords(
-                self.store.connection,
+                self.store.db,
+                node=self.identity.group,
                 flush_interval=s.calls_flush_interval,
                 # A cold call's stderr comes capped already, with a note of what was
                 # dropped: room for that note.
@@ -172,13 +179,21 @@ class Executor:
         )
         if isinstance(self.records, CallRecords):
             self.async_calls = AsyncCalls(
-                self.store.connection, self.records, registry, self.invoker, s, lifecycle
+                self.store.db,
+                self.identity.group,
+                self.records,
+                registry,
+                self.invoker,
+                s,
+                lifecycle,
             )
         else:
             # Async calls are call records first: without them there are none.
             self.async_calls = NoAsyncCalls()
         async_calls = self.async_calls
         metrics.watch_async(lambda: async_calls.queued, lambda: async_calls.running)
+        records = self.records
+        metrics.watch_records(lambda: records.dropped, lambda: records.waiting)
         self._built = True
 
     async def _apply(self, declared: list[routes_file.DeclaredApp]) -> None:
@@ -218,6 +233,24 @@ class Executor:
         self.pools.remove_all()  # busy ones too: their calls are answered 503
         await self.cold.stop()
 
+    async def _follow_store(self) -> None:
+        """Other nodes' route changes and async calls, heard as the store's notices (and,
+        past a lost connection, what was missed meanwhile)."""
+        try:
+            await self.store.db.listen(ROUTES_CHANGED, self.registry.resync)
+            await self.store.db.listen(QUEUE_CHANGED, self.async_calls.heard)
+        except STORE_ERRORS as exc:
+            log.warning("database %s: not hearing route changes: %s", self.store.db.where, exc)
+
+    async def _resync_routes(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_EVERY)
+            await self._follow_store()
+            try:
+                await self.registry.resync()
+            except STORE_ERRORS as exc:
+                log.warning("database %s: routes not resynced: %s", self.store.db.where, exc)
+
     async def _save_rhythms(self) -> None:
         while True:
             await asyncio.sleep(RHYTHMS_SAVED_EVERY)
@@ -228,7 +261,7 @@ class Executor:
         if changed:
             try:
                 await self.store.save_rhythms(changed)
-            except sqlite3.Error as exc:
+            except STORE_ERRORS as exc:
                 log.warning("could not save the routes' rhythms: %s", exc)
 
     async def close(self) -> None:

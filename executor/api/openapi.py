@@ -137,6 +137,10 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
         start_ms={"type": ["number", "null"]},
         exec_ms={"type": ["number", "null"]},
         error={"type": ["string", "null"]},
+        node={
+            "type": ["string", "null"],
+            "description": "The node (executor) that ran the call: its container group.",
+        },
     )
     route_out = _model(Route)
     route_out["properties"]["pool"] = {"type": ["object", "null"]}

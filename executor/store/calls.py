@@ -20,62 +20,81 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
 import orjson
 from ulid import ULID
 
 from executor.calls import CallRecord, StoredResponse
-from executor.errors import NotFound
+from executor.errors import NotFound, StoreUnavailable
 from executor.models import rfc3339
+from executor.store.database import STORE_ERRORS, Database
 from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
 FIELDS = CallRecord._fields
+# A record's row: its fields and the node that wrote it (a shared store has several).
+COLUMNS = (*FIELDS, "node")
 # The record's times: unix seconds in the database, RFC 3339 in the API.
 TIMES = ("created_at", "started_at", "completed_at")
 # Many rows per statement: one step, so the writer thread gives up the GIL once per batch
 # rather than once per row (each hand-over costs the event loop a wake-up).
 ROWS_PER_INSERT = 500
-_ROW = f"({', '.join('?' * len(FIELDS))})"
+_ROW = f"({', '.join('?' * len(COLUMNS))})"
+_UPDATE = ", ".join(f"{c}=excluded.{c}" for c in COLUMNS[1:])
 
 
-# A statement and its parameters, run by the writer in the order given.
+# A statement and its parameters, run by the writer in the order given. A CallRecord as
+# the parameters (of insert_sql(1)) is written with the writer's node.
 Op = tuple[str, Sequence[Any]]
+
+
+def bound(op: Op, node: str) -> Op:
+    """The op as run by `node`: a record's row carries the node that wrote it."""
+    sql, params = op
+    return (sql, (*params, node)) if isinstance(params, CallRecord) else op
 
 
 @functools.lru_cache(maxsize=64)
 def insert_sql(rows: int) -> str:
-    return f"INSERT OR REPLACE INTO calls ({', '.join(FIELDS)}) VALUES {', '.join([_ROW] * rows)}"
+    """The upsert of `rows` records (ids distinct: one row is not changed twice)."""
+    return (
+        f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * rows)} "
+        f"ON CONFLICT (id) DO UPDATE SET {_UPDATE}"
+    )
 
 
 # A log grows by appends, up to the cap (characters: logs are kept as text), where a note
 # says it was cut; a log already cut stays as it is.
+# Parameters: id, log, cap, cap, cap, marker.
 _APPEND_LOG = (
-    "INSERT INTO call_logs (id, log) VALUES (:id, :log) ON CONFLICT (id) DO UPDATE SET log = "
-    "CASE WHEN length(log) >= :cap THEN log "
-    "WHEN length(log || excluded.log) > :cap "
-    "THEN substr(log || excluded.log, 1, :cap) || :marker "
-    "ELSE log || excluded.log END"
+    "INSERT INTO call_logs (id, log) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET log = "
+    "CASE WHEN length(call_logs.log) >= ? THEN call_logs.log "
+    "WHEN length(call_logs.log || excluded.log) > ? "
+    "THEN substr(call_logs.log || excluded.log, 1, ?) || ? "
+    "ELSE call_logs.log || excluded.log END"
 )
 # Appended where a log reaches its cap (the stored text may hold the cap plus this).
 CUT_MARKER = b"\n[log cut: over the limit]\n"
 # Past this many records waiting (SQLite stuck), new ones are dropped, not queued.
 MAX_PENDING = 100_000
 PRUNE_EVERY = 60.0
+# A batch the store could not take (gone) is tried again after this.
+RETRY_AFTER = 1.0
 
 
 class CallRecords:
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: Database,
         *,
+        node: str,
         flush_interval: float,
         max_log_bytes: int,
         max_count: int,
         max_age: float,
     ) -> None:
         self._db = db
+        self._node = node
         self._interval = flush_interval
         self._max_log = max_log_bytes
         self._max_count = max_count
@@ -97,9 +116,7 @@ class CallRecords:
 
     def add(self, record: CallRecord, log_data: bytes = b"") -> None:
         if len(self._records) >= MAX_PENDING:
-            self.dropped += 1
-            if self.dropped == 1:
-                log.warning("call records are not being written fast enough: dropping some")
+            self._dropped(1)
             return
         self._records.append(record)
         if log_data:
@@ -145,8 +162,11 @@ class CallRecords:
                     await self.prune()
                 if self._reclaim:
                     await self.reclaim()
-            except (aiosqlite.Error, ValueError) as exc:
+            except STORE_ERRORS as exc:
                 log.error("could not write call records: %s", exc)
+                if self._records:  # kept back (the store is gone): tried again soon
+                    await asyncio.sleep(RETRY_AFTER)
+                    self._wake.set()
 
     async def flush(self) -> None:
         """Writes every record and log waiting (the reads call it first, as does close)."""
@@ -160,6 +180,8 @@ class CallRecords:
             try:
                 await self._write(records, logs, ops)
             except BaseException as exc:
+                if isinstance(exc, StoreUnavailable):
+                    self._keep_back(records, logs)
                 if committed is not None and not committed.done():
                     if isinstance(exc, Exception):
                         committed.set_exception(exc)
@@ -170,48 +192,62 @@ class CallRecords:
             if committed is not None and not committed.done():
                 committed.set_result(None)
 
+    @property
+    def waiting(self) -> int:
+        return len(self._records)
+
+    def _keep_back(self, records: list[CallRecord], logs: dict[str, bytearray]) -> None:
+        """A batch the store could not take because it is gone: kept for the next try, in
+        front of the records since, within MAX_PENDING (past it, the newest are dropped)."""
+        room = max(MAX_PENDING - len(self._records), 0)
+        kept, lost = records[:room], len(records) - room
+        self._records[:0] = kept
+        for call_id, data in logs.items():
+            self._logs[call_id] = data + self._logs.get(call_id, bytearray())
+        if lost > 0:
+            self._dropped(lost)
+
+    def _dropped(self, count: int) -> None:
+        if not self.dropped:
+            log.warning("call records are not being written fast enough: dropping some")
+        self.dropped += count
+
     async def _write(
         self, records: list[CallRecord], logs: dict[str, bytearray], ops: list[Op]
     ) -> None:
-        try:
-            for i in range(0, len(records), ROWS_PER_INSERT):
-                batch = records[i : i + ROWS_PER_INSERT]
-                await self._db.execute(insert_sql(len(batch)), [v for r in batch for v in r])
+        rows = list({r.id: (*r, self._node) for r in records}.values())  # the last of a call
+        async with self._db.transaction() as tx:
+            for i in range(0, len(rows), ROWS_PER_INSERT):
+                batch = rows[i : i + ROWS_PER_INSERT]
+                await tx.execute(insert_sql(len(batch)), [v for row in batch for v in row])
             if logs:
-                marker = CUT_MARKER.decode()
-                await self._db.executemany(
+                marker, cap = CUT_MARKER.decode(), self._max_log
+                await tx.executemany(
                     _APPEND_LOG,
                     [
-                        {
-                            "id": call_id,
-                            "log": data.decode("utf-8", "replace"),
-                            "cap": self._max_log,
-                            "marker": marker,
-                        }
+                        (call_id, data.decode("utf-8", "replace"), cap, cap, cap, marker)
                         for call_id, data in logs.items()
                     ],
                 )
-            for sql, params in ops:
-                await self._db.execute(sql, params)
-            await self._db.commit()
-        except BaseException:
-            await self._db.rollback()
-            raise
+            for op in ops:
+                await tx.execute(*bound(op, self._node))
 
     async def prune(self) -> None:
-        """Retention: records (and logs) past the age limit, then past the count limit."""
+        """Retention: records (and logs) past the age limit, then past the count limit.
+        On a shared store, by one node of the fleet at a time."""
         self._pruned_at = time.monotonic()
-        async with self._writing:
+        if not await self._db.exclusive("retention"):
+            return
+        async with self._writing, self._db.transaction() as tx:
             cutoff = id_at(time.time() - self._max_age)
-            rows = await self._db.execute_fetchall(
+            rows = await tx.fetch(
                 "SELECT id FROM calls ORDER BY id DESC LIMIT 1 OFFSET ?", (self._max_count,)
             )
             if rows:
                 cutoff = max(cutoff, rows[0][0] + "~")  # "~" sorts after every ULID digit
-            await self._db.execute("DELETE FROM calls WHERE id < ?", (cutoff,))
-            await self._db.execute("DELETE FROM call_logs WHERE id < ?", (cutoff,))
-            await self._db.execute("DELETE FROM call_responses WHERE id < ?", (cutoff,))
-            await self._db.commit()
+            await tx.execute("DELETE FROM calls WHERE id < ?", (cutoff,))
+            await tx.execute("DELETE FROM call_logs WHERE id < ?", (cutoff,))
+            await tx.execute("DELETE FROM call_responses WHERE id < ?", (cutoff,))
         await self.reclaim()
 
     def reclaim_soon(self) -> None:
@@ -221,12 +257,11 @@ class CallRecords:
         self._wake.set()
 
     async def reclaim(self) -> None:
-        """Gives the database's free pages back to the file system (incremental
-        auto-vacuum). executescript: the sqlite3 module steps a plain execute of this
-        pragma once, which frees a single page."""
+        """Gives the database's free pages back to the file system (SQLite's incremental
+        auto-vacuum)."""
         self._reclaim = False
         async with self._writing:
-            await self._db.executescript("PRAGMA incremental_vacuum;")
+            await self._db.reclaim()
 
     async def close(self, grace: float) -> None:
         """Stops the writer task and writes what is still waiting (SIGTERM: nothing
@@ -236,7 +271,10 @@ class CallRecords:
         self._wake.set()
         self._hurry.set()
         await self._writer.close(grace)
-        await self.flush()
+        try:
+            await self.flush()
+        except STORE_ERRORS as exc:
+            log.error("call records: %d not written at shutdown: %s", len(self._records), exc)
 
     # -- reads (the calls API) -----------------------------------------------------------
 
@@ -264,8 +302,8 @@ class CallRecords:
         if cursor is not None:
             where.append("id < ?")
             args.append(cursor)
-        rows = await self._db.execute_fetchall(
-            f"SELECT {', '.join(FIELDS)} FROM calls WHERE {' AND '.join(where)} "
+        rows = await self._db.fetch(
+            f"SELECT {', '.join(COLUMNS)} FROM calls WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT ?",
             (*args, limit + 1),
         )
@@ -274,8 +312,8 @@ class CallRecords:
 
     async def get(self, call_id: str, app: str | None = None) -> dict[str, Any] | None:
         await self.flush()
-        rows = await self._db.execute_fetchall(
-            f"SELECT {', '.join(FIELDS)} FROM calls WHERE id = ?", (call_id,)
+        rows = await self._db.fetch(
+            f"SELECT {', '.join(COLUMNS)} FROM calls WHERE id = ?", (call_id,)
         )
         if not rows or (app is not None and rows[0][1] != app):
             return None
@@ -283,7 +321,7 @@ class CallRecords:
 
     async def response(self, call_id: str) -> StoredResponse | None:
         await self.flush()
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.fetch(
             "SELECT status, headers, body, truncated FROM call_responses WHERE id = ?",
             (call_id,),
         )
@@ -296,7 +334,7 @@ class CallRecords:
 
     async def log(self, call_id: str) -> str:
         await self.flush()
-        rows = await self._db.execute_fetchall("SELECT log FROM call_logs WHERE id = ?", (call_id,))
+        rows = await self._db.fetch("SELECT log FROM call_logs WHERE id = ?", (call_id,))
         return rows[0][0] if rows else ""
 
 
@@ -305,6 +343,8 @@ class NoCallRecords:
     unrecorded, and the calls API answers 404 with the reason."""
 
     reason = "call records are off (EXECUTOR_CALL_RECORDS=false)"
+    dropped = 0
+    waiting = 0
 
     def add(self, record: CallRecord, log_data: bytes = b"") -> None:
         pass
@@ -367,7 +407,7 @@ def _rfc3339_seconds(value: str) -> float:
 
 
 def _as_dict(row: Sequence[Any]) -> dict[str, Any]:
-    record = dict(zip(FIELDS, row, strict=True))
+    record = dict(zip(COLUMNS, row, strict=True))
     for name in TIMES:
         if record[name] is not None:
             record[name] = rfc3339(datetime.fromtimestamp(record[name], UTC))

@@ -1,4 +1,5 @@
-"""One executor process per database: an exclusive flock on `<db>.lock`."""
+"""One executor process per database (or, with a shared database, per data folder): an
+exclusive flock on `<db>.lock` (`<data dir>/node.lock`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from executor.errors import StoreLocked
 
 
 class DatabaseLock:
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, what: str = "database") -> None:
         self.path = db.with_name(db.name + ".lock")
+        self._what = what
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -25,8 +27,8 @@ class DatabaseLock:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise StoreLocked(
-                f"database {self.path.with_suffix('')} is in use by another executor "
-                f"(pid {holder}); run one executor per database"
+                f"{self._what} {self.path.with_suffix('')} is in use by another executor "
+                f"(pid {holder}); run one executor per {self._what}"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)

@@ -1,4 +1,8 @@
-"""Schema versions: each entry upgrades the schema from the previous version by one."""
+"""Schema versions: each entry upgrades the schema from the previous version by one.
+
+Both backends run the same entries: written with SQLite's type names, which PostgreSQL
+reads with `postgres_types` (BLOB is BYTEA there, REAL a double: unix seconds need it).
+"""
 
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ MIGRATIONS: list[str] = [
         app TEXT NOT NULL,
         route TEXT NOT NULL,
         method TEXT NOT NULL,
-        url TEXT NOT NULL,
+        url BLOB NOT NULL,  -- UTF-8, or the raw bytes of a URL that is not
         headers TEXT NOT NULL,
         body BLOB NOT NULL,
         created_at REAL NOT NULL,
@@ -83,4 +87,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app, path)
     );
     """,
+    # 5: the node that wrote each call record (SPEC.md's records say which node ran a
+    # call: several executors share a PostgreSQL store); the node running each async call
+    # and its lease (unix seconds), renewed while it runs: past it, another node takes the
+    # call over (its node died).
+    """
+    ALTER TABLE calls ADD COLUMN node TEXT;
+    ALTER TABLE queue ADD COLUMN node TEXT;
+    ALTER TABLE queue ADD COLUMN lease_until REAL;
+    """,
 ]
+
+# Every table the migrations make: one missing is a damaged database, named at start-up.
+TABLES = ("meta", "apps", "routes", "calls", "call_logs", "queue", "call_responses", "rhythms")
+
+
+def postgres_types(sql: str) -> str:
+    return sql.replace(" BLOB", " BYTEA").replace(" REAL", " DOUBLE PRECISION")

@@ -1,21 +1,25 @@
-"""The durable queue of async calls: the statements that move a call through it (run by the
-one writer, `CallRecords.write`, each step in one commit with the call's record) and the
-reads that replay it.
+"""The durable queue of async calls: the statements that move a call through it, each step
+in one commit with the call's record (most through the one writer, `CallRecords.write`;
+a claim and a cancel in a transaction of their own, as they must know whether they won),
+and the reads that replay it.
 
 A queued call's row holds its request until the call ends. `attempts` counts the runs
 begun and is committed before a run begins, so after a crash (kill -9 included: the WAL
 holds every commit) a row in state `running` is a call that may have reached its function.
+A running row names its node and that node's lease: on a shared store any node claims a
+queued call (a conditional update: of two nodes, one wins), and takes over the running
+calls of a node whose lease ran out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
 import orjson
 
 from executor.calls import CallRecord, StoredResponse
-from executor.store.calls import Op, insert_sql
+from executor.store.calls import Op, bound, insert_sql
+from executor.store.database import Database, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +59,8 @@ def enqueued(record: CallRecord, request: Request) -> list[Op]:
                 record.app,
                 record.route,
                 request.method,
-                _raw(request.url),
-                orjson.dumps([_header_row(name, value) for name, value in request.headers]),
+                request.url.encode("utf-8", "surrogateescape"),
+                orjson.dumps([_header_row(n, v) for n, v in request.headers]).decode(),
                 request.body,
                 record.created_at,
             ),
@@ -64,14 +68,39 @@ def enqueued(record: CallRecord, request: Request) -> list[Op]:
     ]
 
 
-def began(record: CallRecord) -> list[Op]:
-    return [
-        (insert_sql(1), record),
-        (
-            "UPDATE queue SET state = 'running', attempts = attempts + 1 WHERE id = ?",
-            (record.id,),
-        ),
-    ]
+async def claim(db: Database, record: CallRecord, node: str, lease_until: float) -> int | None:
+    """Takes a queued call to run it on `node` (its record `running`, a run counted): the
+    run's number, or None if it is no longer queued (another node took it, or it ended)."""
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            "UPDATE queue SET state = 'running', attempts = attempts + 1, node = ?, "
+            "lease_until = ? WHERE id = ? AND state = 'queued' RETURNING attempts",
+            (node, lease_until, record.id),
+        )
+        if not rows:
+            return None
+        await tx.execute(*bound((insert_sql(1), record), node))
+    return int(rows[0][0])
+
+
+async def cancel(db: Database, record: CallRecord, node: str) -> bool:
+    """Ends a queued call as cancelled; False if it is not queued (running, or ended)."""
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            "DELETE FROM queue WHERE id = ? AND state = 'queued' RETURNING id", (record.id,)
+        )
+        if rows:
+            await tx.execute(*bound((insert_sql(1), record), node))
+    return bool(rows)
+
+
+async def renew(db: Database, call_ids: list[str], node: str, lease_until: float) -> None:
+    """The node's leases on the calls it runs, renewed (its heartbeat)."""
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "UPDATE queue SET lease_until = ? WHERE id = ? AND node = ? AND state = 'running'",
+            [(lease_until, call_id, node) for call_id in call_ids],
+        )
 
 
 def requeued(record: CallRecord, *, undo_attempt: bool = False) -> list[Op]:
@@ -94,12 +123,13 @@ def ended(record: CallRecord, response: StoredResponse | None) -> list[Op]:
     if response is not None:
         ops.append(
             (
-                "INSERT OR REPLACE INTO call_responses (id, status, headers, body, truncated) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO call_responses (id, status, headers, body, truncated) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status=excluded.status, "
+                "headers=excluded.headers, body=excluded.body, truncated=excluded.truncated",
                 (
                     record.id,
                     response.status,
-                    orjson.dumps(response.headers),
+                    orjson.dumps(response.headers).decode(),
                     response.body,
                     int(response.truncated),
                 ),
@@ -108,19 +138,38 @@ def ended(record: CallRecord, response: StoredResponse | None) -> list[Op]:
     return ops
 
 
-async def pending(db: aiosqlite.Connection) -> list[Queued]:
-    """Every call in the queue, oldest first."""
-    rows = await db.execute_fetchall(
-        "SELECT id, app, route, method, created_at, attempts, state, length(body) FROM queue "
-        "ORDER BY id"
+_QUEUED = "SELECT id, app, route, method, created_at, attempts, state, length(body) FROM queue"
+
+
+async def queued(db: Database, call_id: str | None = None) -> list[Queued]:
+    """Every call waiting in the queue, oldest first (or the one named, if it waits)."""
+    if call_id is None:
+        rows = await db.fetch(f"{_QUEUED} WHERE state = 'queued' ORDER BY id")
+    else:
+        rows = await db.fetch(f"{_QUEUED} WHERE state = 'queued' AND id = ?", (call_id,))
+    return [Queued(*row) for row in rows]
+
+
+async def orphaned(tx: Transaction, node: str, lock: str) -> list[Queued]:
+    """Running calls of `node` before it restarted (NULL: from before nodes were
+    recorded), locked for the transaction (`lock`: the backend's clause for it)."""
+    rows = await tx.fetch(
+        f"{_QUEUED} WHERE state = 'running' AND (node = ? OR node IS NULL) ORDER BY id{lock}",
+        (node,),
     )
     return [Queued(*row) for row in rows]
 
 
-async def request(db: aiosqlite.Connection, call_id: str) -> Request | None:
-    rows = await db.execute_fetchall(
-        "SELECT method, url, headers, body FROM queue WHERE id = ?", (call_id,)
+async def expired(tx: Transaction, now: float, lock: str) -> list[Queued]:
+    """Running calls whose node's lease ran out (locked for the transaction)."""
+    rows = await tx.fetch(
+        f"{_QUEUED} WHERE state = 'running' AND lease_until < ? ORDER BY id{lock}", (now,)
     )
+    return [Queued(*row) for row in rows]
+
+
+async def request(db: Database, call_id: str) -> Request | None:
+    rows = await db.fetch("SELECT method, url, headers, body FROM queue WHERE id = ?", (call_id,))
     if not rows:
         return None
     method, url, headers, body = rows[0]
@@ -130,8 +179,9 @@ async def request(db: aiosqlite.Connection, call_id: str) -> Request | None:
 
 
 # aiohttp decodes request bytes as UTF-8 with surrogateescape, so a header or URL holding
-# a byte that is not UTF-8 is a str that neither JSON nor SQLite text can hold. Such a
-# value is kept as its bytes: the URL as a blob, a header value as latin-1 text marked so.
+# a byte that is not UTF-8 is a str that neither JSON nor a database's text can hold. The
+# URL is kept as its bytes (a blob; rows queued before were text, read as such), a header
+# value that is not UTF-8 as latin-1 text marked so.
 RAW = 1
 
 

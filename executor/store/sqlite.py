@@ -1,43 +1,49 @@
-"""The embedded store: aiosqlite in WAL mode, one connection (its thread is the one writer).
-
-Apps and routes are read once at start-up and then served from memory by the registry,
-so no call waits on SQLite.
+"""The embedded store: aiosqlite in WAL mode, one connection (its thread is the one
+writer), owned by `SqliteDatabase`: a lock held across each transaction and each read, so
+no statement of another writer (or a read of uncommitted rows) falls inside a transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiosqlite
-import orjson
 from ulid import ULID
 
 from executor.errors import BadDatabase
-from executor.models import App, Route
+from executor.store.database import Params, Row
 from executor.store.lock import DatabaseLock
-from executor.store.migrations import MIGRATIONS
+from executor.store.migrations import MIGRATIONS, TABLES
 
 log = logging.getLogger(__name__)
 
 
-class Store:
-    def __init__(self, db: aiosqlite.Connection, lock: DatabaseLock, group_id: str) -> None:
+class SqliteDatabase:
+    shared = False
+    lock_rows = ""
+
+    def __init__(self, db: aiosqlite.Connection, lock: DatabaseLock, where: str) -> None:
         self._db = db
-        self._lock = lock
-        self.group_id = group_id
+        self._file_lock = lock
+        self._lock = asyncio.Lock()
+        self.where = where
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path) -> tuple[SqliteDatabase, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = DatabaseLock(path)
         lock.acquire()
         try:
             db = await aiosqlite.connect(path)
             try:
-                return cls(db, lock, await _prepare(db, path))
+                group_id = await _prepare(db, path)
+                return cls(db, lock, str(path)), group_id
             except sqlite3.DatabaseError as exc:
                 await db.close()
                 raise BadDatabase(f"database {path}: {exc}") from None
@@ -48,107 +54,59 @@ class Store:
             lock.release()
             raise
 
-    async def close(self) -> None:
-        await self._db.close()
-        self._lock.release()
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Transaction]:
+        async with self._lock:
+            try:
+                yield _Transaction(self._db)
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
 
-    @property
-    def connection(self) -> aiosqlite.Connection:
-        """The one connection (and writer thread): call records share it."""
-        return self._db
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, params))
 
     async def ping(self) -> None:
-        await self._db.execute("SELECT 1")
+        await self.fetch("SELECT 1")
 
-    async def apps(self) -> list[App]:
-        rows = await self._db.execute_fetchall(
-            "SELECT name, id, config, created_at, updated_at FROM apps ORDER BY name"
-        )
-        apps = []
-        for n, i, c, ca, ua in rows:
-            try:
-                apps.append(App(name=n, id=i, config=orjson.loads(c), created_at=ca, updated_at=ua))
-            except (ValueError, TypeError) as exc:  # pydantic's and orjson's errors are these
-                log.error("database: app %r skipped, its row is damaged: %s", n, _first_line(exc))
-        return apps
+    async def listen(self, channel: str, notice: Callable[[str], Awaitable[None]]) -> None:
+        pass  # one executor per file: no one else changes it
 
-    async def routes(self) -> list[Route]:
-        rows = await self._db.execute_fetchall(
-            "SELECT app, id, spec, created_at, updated_at FROM routes ORDER BY app, path"
-        )
-        routes = []
-        for a, i, s, ca, ua in rows:
-            try:
-                routes.append(
-                    Route(**orjson.loads(s), app_name=a, id=i, created_at=ca, updated_at=ua)
-                )
-            except (ValueError, TypeError) as exc:
-                log.error(
-                    "database: route %s of app %r skipped, its row is damaged: %s",
-                    i,
-                    a,
-                    _first_line(exc),
-                )
-        return routes
+    async def exclusive(self, duty: str) -> bool:
+        return True
 
-    async def save_app(self, app: App) -> None:
-        await self._db.execute(
-            "INSERT INTO apps (name, id, config, created_at, updated_at) VALUES (?,?,?,?,?) "
-            "ON CONFLICT (name) DO UPDATE SET config=excluded.config, "
-            "updated_at=excluded.updated_at",
-            (app.name, app.id, orjson.dumps(app.config), app.created_at, app.updated_at),
-        )
-        await self._db.commit()
+    async def reclaim(self) -> None:
+        """Incremental auto-vacuum. executescript: the sqlite3 module steps a plain execute
+        of this pragma once, which frees a single page."""
+        async with self._lock:
+            await self._db.executescript("PRAGMA incremental_vacuum;")
 
-    async def delete_app(self, name: str) -> None:
-        await self._db.execute("DELETE FROM apps WHERE name = ?", (name,))
-        await self._db.commit()
-
-    async def save_route(self, route: Route) -> None:
-        spec = orjson.dumps(route.spec)
-        await self._db.execute(
-            "INSERT INTO routes (app, path, id, spec, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT (app, path) DO UPDATE SET "
-            "id=excluded.id, spec=excluded.spec, created_at=excluded.created_at, "
-            "updated_at=excluded.updated_at",
-            (route.app_name, route.path, route.id, spec, route.created_at, route.updated_at),
-        )
-        await self._db.commit()
-
-    async def delete_route(self, app: str, path: str) -> None:
-        await self._db.execute("DELETE FROM routes WHERE app = ? AND path = ?", (app, path))
-        await self._db.execute("DELETE FROM rhythms WHERE app = ? AND path = ?", (app, path))
-        await self._db.commit()
-
-    async def rhythms(self) -> dict[tuple[str, str], tuple[list[int], int]]:
-        """Each route's idle-time histogram: (app, path) -> (counts, beyond)."""
-        rows = await self._db.execute_fetchall("SELECT app, path, counts, beyond FROM rhythms")
-        found = {}
-        for app, path, counts, beyond in rows:
-            try:
-                found[(app, path)] = (list(orjson.loads(counts)), int(beyond))
-            except (ValueError, TypeError):
-                log.error("database: the rhythm of %s%s is damaged: forgotten", app, path)
-        return found
-
-    async def save_rhythms(self, rhythms: dict[tuple[str, str], tuple[list[int], int]]) -> None:
-        await self._db.executemany(
-            "INSERT INTO rhythms (app, path, counts, beyond) VALUES (?,?,?,?) "
-            "ON CONFLICT (app, path) DO UPDATE SET counts=excluded.counts, "
-            "beyond=excluded.beyond",
-            [(a, p, orjson.dumps(c).decode(), b) for (a, p), (c, b) in rhythms.items()],
-        )
-        await self._db.commit()
+    async def close(self) -> None:
+        await self._db.close()
+        self._file_lock.release()
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+class _Transaction:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        await self._db.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        await self._db.executemany(sql, rows)
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    def notify(self, channel: str, payload: str) -> None:
+        pass
 
 
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 INCREMENTAL = 2
-# Every table the migrations make: one missing is a damaged database, named at start-up.
-TABLES = ("meta", "apps", "routes", "calls", "call_logs", "queue", "call_responses", "rhythms")
 
 
 async def _prepare(db: aiosqlite.Connection, path: Path) -> str:

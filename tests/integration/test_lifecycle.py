@@ -11,7 +11,7 @@ import pytest
 from executor.errors import StoreLocked
 from executor.pool.pools import iofs_root
 from executor.state import EXECUTOR
-from executor.store.sqlite import Store
+from executor.store.store import Store
 from tests.conftest import GROUPS, group_containers, remove_group_containers
 from tests.integration.conftest import running, settings_for
 from tests.integration.test_invoke_hot import wait_pool
@@ -36,7 +36,7 @@ def create_container(group: str, instance: str) -> str:
 
 
 async def test_startup_removes_own_orphans_and_nothing_else(db, tmp_path):
-    store = await Store.open(db)
+    store = await Store.open(str(db), db.parent)
     own_group = store.group_id
     await store.close()
     other_group = "other-" + own_group
@@ -66,7 +66,7 @@ async def test_two_executors_on_one_engine_leave_each_other_alone(tmp_path):
 
 async def test_a_second_executor_on_the_same_database_is_refused(executor, db):
     with pytest.raises(StoreLocked, match="in use by another executor"):
-        await Store.open(db)
+        await Store.open(str(db), db.parent)
 
 
 async def test_apps_and_routes_survive_a_restart(db):
@@ -168,5 +168,5 @@ def _sql(db, statement: str) -> None:
 
 
 async def _made(db) -> None:
-    store = await Store.open(db)
+    store = await Store.open(str(db), db.parent)
     await store.close()

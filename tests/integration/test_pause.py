@@ -10,7 +10,7 @@ import time
 import pytest
 
 from executor.docker.engine import FREEZER
-from executor.store.sqlite import Store
+from executor.store.store import Store
 from tests.conftest import GROUPS, group_containers
 from tests.integration.conftest import running, settings_for
 from tests.integration.test_lifecycle import create_container
@@ -59,7 +59,7 @@ async def test_an_idle_hot_container_is_paused_and_resumed_for_its_next_call(db,
 async def test_a_paused_container_left_by_a_killed_executor_is_removed_at_the_next_start(
     db, direct
 ):
-    store = await Store.open(db)
+    store = await Store.open(db, db.parent)
     group = store.group_id
     await store.close()
     GROUPS.add(group)

@@ -11,7 +11,7 @@ from executor.docker.spec import Identity, labels
 from executor.lifecycle import Phase
 from executor.pool.pools import iofs_root
 from executor.runtime import Executor
-from executor.store.sqlite import Store
+from executor.store.store import Store
 from tests.fake_engine import FakeEngine, HotProgram, echo, hot_echo
 from tests.unit.conftest import fake_settings, route, until
 
@@ -34,7 +34,7 @@ async def test_start_serves_and_close_leaves_no_container_no_folder_no_task(tmp_
 
 async def test_start_removes_the_containers_an_earlier_process_left(tmp_path, engine):
     settings = fake_settings(tmp_path)
-    store = await Store.open(settings.db)  # the group is the database's
+    store = await Store.open(settings.db, settings.data_dir)  # the group is the database's
     group = store.group_id
     await store.close()
     earlier = Identity(group=group, instance="earlier")

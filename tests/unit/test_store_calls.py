@@ -1,4 +1,4 @@
-"""Call records in SQLite (a real database, no Docker): batching, reads, retention."""
+"""Call records on both backends (real databases, no Docker): batching, reads, retention."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ulid import ULID
 
 from executor.calls import CallRecord
 from executor.store.calls import CallRecords, id_at, parse_since
-from executor.store.sqlite import Store
+from executor.store.store import Store
 
 
 def record(n: int = 0, moment: float | None = None, **fields) -> CallRecord:
@@ -38,19 +38,19 @@ def record(n: int = 0, moment: float | None = None, **fields) -> CallRecord:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "x.db")
+async def store(db_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(db_url, tmp_path)
     yield store
     await store.close()
 
 
 def records_of(store: Store, **kw) -> CallRecords:
     options = dict(flush_interval=0.01, max_log_bytes=16, max_count=1000, max_age=3600.0)
-    return CallRecords(store.connection, **{**options, **kw})
+    return CallRecords(store.db, node="node-a", **{**options, **kw})
 
 
 async def count(store: Store) -> int:
-    return (await store.connection.execute_fetchall("SELECT count(*) FROM calls"))[0][0]
+    return (await store.db.fetch("SELECT count(*) FROM calls"))[0][0]
 
 
 async def test_the_writer_writes_batches_in_the_background(store):
