@@ -352,15 +352,17 @@ class AsyncCalls:
             await self._records.write(queue.ended(record, None))
             self._ended(q)
             return
-        request = held or await queue.request(self._db, q.id)
-        if request is None:
-            return  # it ended meanwhile (cancelled, or run by another node)
+        # Claimed before its request is read: a node that loses the claim reads no body.
         until = time.time() + self._lease
         attempt = await queue.claim(self._db, _record(q, "running"), self._node, until)
         if attempt is None:
             return  # another node claimed it first, or it was cancelled
         self._mine.add(q.id)
         q.attempts = attempt
+        request = held or await queue.request(self._db, q.id)
+        if request is None:  # cannot happen: the row is this node's until it ends
+            log.error("async call %s is gone from the queue", q.id)
+            return
         call = Call(
             app=app,
             route=route,

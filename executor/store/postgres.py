@@ -23,7 +23,7 @@ import asyncpg
 from ulid import ULID
 
 from executor.errors import BadDatabase, StoreUnavailable
-from executor.store.database import Params, Row
+from executor.store.database import STORE_ERRORS, Params, Row
 from executor.store.lock import DatabaseLock
 from executor.store.migrations import MIGRATIONS, postgres_types
 
@@ -123,9 +123,17 @@ class PostgresDatabase:
     def _heard(self, conn: object, pid: int, channel: str, payload: str) -> None:
         notice = self._listening.get(channel)
         if notice is not None:
-            task = asyncio.ensure_future(notice(payload))
+            task = asyncio.ensure_future(self._tell(notice, channel, payload))
             self._notices.add(task)
             task.add_done_callback(self._notices.discard)
+
+    async def _tell(
+        self, notice: Callable[[str], Awaitable[None]], channel: str, payload: str
+    ) -> None:
+        try:
+            await notice(payload)
+        except STORE_ERRORS as exc:  # the periodic resync makes up for it
+            log.warning("database %s: a notice on %s not taken in: %s", self.where, channel, exc)
 
     async def exclusive(self, duty: str) -> bool:
         if duty not in self._duties:

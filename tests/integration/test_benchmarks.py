@@ -93,3 +93,10 @@ def test_the_pause_benchmark_completes(tmp_path: Path):
     result = orjson.loads((tmp_path / "pause.json").read_bytes())["results"]
     assert set(result["calls"]) == {"paused (freezer)", "paused (engine API)", "not paused"}
     assert len(result["cpu"]) == 6
+
+
+def test_the_store_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.store", tmp_path, timeout=300)
+    result = orjson.loads((tmp_path / "store.json").read_bytes())["results"]
+    assert set(result["warm"]) == {"1", "32"} and result["propagation"]["n"] == 3
+    assert set(result["async"]) == {"sqlite", "postgres", "postgres, 3 nodes"}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 
 from executor.errors import StoreLocked
@@ -42,34 +43,39 @@ async def fleet(url: str, tmp_path: Path, nodes: int = 3) -> AsyncIterator[list[
 
 
 @contextlib.contextmanager
-def node_process(url: str, data_dir: Path, **env: str):
-    """A node as a process of its own (so that it can be killed -9): its URL and process."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "executor", "serve", "--port", str(port), "--db", url,
-         "--data-dir", str(data_dir)],
-        env={**os.environ, "EXECUTOR_LOG_LEVEL": "warning", **env},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+def node_processes(url: str, *data_dirs: Path, args: tuple[str, ...] = (), **env: str):
+    """Nodes as processes of their own (so that one can be killed -9), started together:
+    their URLs and processes."""
+    nodes = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "the node exited before it was ready"
-            try:
-                urllib.request.urlopen(f"{base}/health/ready", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the node was not ready in 30 s"
-                time.sleep(0.1)
-        GROUPS.add((data_dir / "node.id").read_text().strip())
-        yield base, process
+        for data_dir in data_dirs:
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "executor", "serve", "--port", str(port), "--db", url,
+                 "--data-dir", str(data_dir), *args],
+                env={**os.environ, "EXECUTOR_LOG_LEVEL": "warning", **env},
+            )  # fmt: skip
+            nodes.append((f"http://127.0.0.1:{port}", process, data_dir))
+        for base, process, data_dir in nodes:
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None, "the node exited before it was ready"
+                try:
+                    urllib.request.urlopen(f"{base}/health/ready", timeout=1)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the node was not ready in 30 s"
+                    time.sleep(0.1)
+            GROUPS.add((data_dir / "node.id").read_text().strip())
+        yield [(base, process) for base, process, _ in nodes]
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-        # Those a node killed -9 left running (its next start would remove them).
-        if (data_dir / "node.id").exists():
-            remove_group_containers((data_dir / "node.id").read_text().strip())
+        for _, process, data_dir in nodes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+            # Those of a node killed -9, left running (its next start would remove them).
+            if (data_dir / "node.id").exists():
+                remove_group_containers((data_dir / "node.id").read_text().strip())
 
 
 async def status_within(ex: Executor, path: str, want: int, within: float) -> float:
@@ -218,7 +224,7 @@ async def test_an_async_call_of_a_node_killed_9_ends_on_another_within_the_lease
     postgres_url, tmp_path
 ):
     lease = 3.0
-    with node_process(postgres_url, tmp_path / "a", EXECUTOR_ASYNC_LEASE=str(lease)) as (a, p):
+    with node_processes(postgres_url, tmp_path / "a", EXECUTOR_ASYNC_LEASE=str(lease)) as [(a, p)]:
         async with aiohttp.ClientSession(a) as http:
             route = {"route": {"image": "executor-test/sleep", "type": "async", "timeout": 60}}
             async with http.put("/v1/apps/t/routes/slow", json=route) as response:
@@ -263,3 +269,22 @@ async def test_async_calls_spread_over_three_nodes_all_end_and_each_runs_once(
             metric(await metrics(node), "executor_calls_total", route="/many") for node in nodes
         ]
         assert sum(runs) == 300, runs  # each call ran once, on one node or another
+
+
+def test_one_routes_file_applied_by_nodes_starting_together_gives_one_set_of_routes(
+    postgres_url, tmp_path
+):
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "apps:\n  - name: t\n    config: {A: '1'}\n    routes:\n"
+        "      - {path: /hello, image: executor/hello}\n"
+        "      - {path: /echo, image: executor-test/echo, memory: 64}\n"
+    )
+    dirs = [tmp_path / f"node{n}" for n in range(3)]
+    with node_processes(postgres_url, *dirs, args=("--routes", str(routes))) as nodes:
+        seen = set()
+        for base, _ in nodes:
+            with urllib.request.urlopen(f"{base}/v1/apps/t/routes") as response:
+                listed = orjson.loads(response.read())["routes"]
+            seen.add(tuple(sorted((r["path"], r["memory"]) for r in listed)))
+        assert seen == {(("/echo", 64), ("/hello", 128))}

@@ -59,7 +59,7 @@ async def test_an_idle_hot_container_is_paused_and_resumed_for_its_next_call(db,
 async def test_a_paused_container_left_by_a_killed_executor_is_removed_at_the_next_start(
     db, direct
 ):
-    store = await Store.open(db, db.parent)
+    store = await Store.open(str(db), db.parent)
     group = store.group_id
     await store.close()
     GROUPS.add(group)
