@@ -134,9 +134,13 @@ class AsyncCalls:
             self._upkeep.spawn(self._watch_queue(), "async calls of other nodes")
         self._dispatch()
 
-    async def heard(self, call_id: str) -> None:
-        """A notice of a call queued through another node (shared store): known now, run by
-        the node that claims it first. An empty notice (missed ones): the whole queue."""
+    async def heard(self, notice: str) -> None:
+        """A notice of a call queued through a node (shared store; "<node> <call id>"):
+        known now, run by the node that claims it first; this node's own are known
+        already. An empty notice (missed ones): the whole queue."""
+        node, _, call_id = notice.partition(" ")
+        if node == self._node:
+            return
         for q in await queue.queued(self._db, call_id or None):
             self._learn(q)
         self._dispatch()
@@ -219,7 +223,7 @@ class AsyncCalls:
             self._held += len(call.body)
         ops = queue.enqueued(_record(q, "queued"), request)
         if self._db.shared:  # the other nodes hear of it once it commits
-            ops.append(("SELECT pg_notify(?, ?)", (QUEUE_CHANGED, q.id)))
+            ops.append(("SELECT pg_notify(?, ?)", (QUEUE_CHANGED, f"{self._node} {q.id}")))
         committed = self._records.write(ops)
         # Queued once committed, whether or not the caller still waits for its 202.
         committed.add_done_callback(lambda f: self._committed(f, q))
@@ -230,6 +234,12 @@ class AsyncCalls:
 
     def _committed(self, done: asyncio.Future, q: Queued) -> None:
         if not done.cancelled() and done.exception() is None:
+            if q.id in self._queued or q.id in self._mine:
+                # Already read back from the shared queue (a poll between the commit and
+                # this callback): that one stays, its request read when it runs.
+                self._release(q)
+                self._count(q, -1)
+                return
             self._push(q, counted=True)
             self._dispatch()
         else:
@@ -316,7 +326,7 @@ class AsyncCalls:
                 return
             best = min(ready)[1]
             q = self._queues[best].popleft()
-            del self._queued[q.id]
+            self._queued.pop(q.id, None)
             self._count(q, -1)
             q.state = "running"
             self._running[best] += 1
