@@ -248,6 +248,7 @@ async def test_an_async_call_of_a_node_killed_9_ends_on_another_within_the_lease
             took = time.monotonic() - killed
             assert call["state"] == "error" and "lost" in call["error"], call
             assert call["node"] in (b.group, c.group)
+            print(f"ended {took:.2f} s after the kill (lease {lease:g} s)")
             assert took < lease + 2, f"ended {took:.1f} s after the kill"
             assert (await record(c, call_id))["state"] == "error"
 
