@@ -130,8 +130,8 @@ class AsyncCalls:
 
     def start(self) -> None:
         if self._db.shared:
-            self._upkeep.spawn(self._keep_leases(), "renew the leases of async calls")
-            self._upkeep.spawn(self._watch_queue(), "async calls of other nodes")
+            self._upkeep.every(self._lease / 3, self._renew_leases, "renew async calls' leases")
+            self._upkeep.every(POLL_EVERY, self._read_queue, "async calls of other nodes")
         self._dispatch()
 
     async def heard(self, notice: str) -> None:
@@ -180,25 +180,21 @@ class AsyncCalls:
             log.warning("async calls: %d taken over from a lost node", len(found))
         return len(found)
 
-    async def _keep_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            if self._mine:
-                try:
-                    until = time.time() + self._lease
-                    await queue.renew(self._db, list(self._mine), self._node, until)
-                except STORE_ERRORS as exc:
-                    log.warning("async calls: leases not renewed: %s", exc)
-
-    async def _watch_queue(self) -> None:
-        """Calls queued by other nodes whose notice was missed, and calls of lost nodes."""
-        while True:
-            await asyncio.sleep(POLL_EVERY)
+    async def _renew_leases(self) -> None:
+        if self._mine:
             try:
-                await self._take_over(mine=False)
-                await self.heard("")
+                until = time.time() + self._lease
+                await queue.renew(self._db, list(self._mine), self._node, until)
             except STORE_ERRORS as exc:
-                log.warning("async calls: the shared queue not read: %s", exc)
+                log.warning("async calls: leases not renewed: %s", exc)
+
+    async def _read_queue(self) -> None:
+        """Calls queued by other nodes whose notice was missed, and calls of lost nodes."""
+        try:
+            await self._take_over(mine=False)
+            await self.heard("")
+        except STORE_ERRORS as exc:
+            log.warning("async calls: the shared queue not read: %s", exc)
 
     # -- the API's side ------------------------------------------------------------------
 
@@ -451,7 +447,7 @@ class NoAsyncCalls:
     def start(self) -> None:
         pass
 
-    async def heard(self, call_id: str) -> None:
+    async def heard(self, notice: str) -> None:
         pass
 
     async def submit(self, call: Call) -> None:

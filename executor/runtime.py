@@ -117,13 +117,15 @@ class Executor:
                 await self._apply(declared)
             await self._wait_for_engine()
             self.pools.load_rhythms(await self.store.rhythms())
-            self.services.spawn(self._save_rhythms(), "save the routes' rhythms")
+            self.services.every(
+                RHYTHMS_SAVED_EVERY, self._save_rhythms_now, "save the routes' rhythms"
+            )
             # min_warm containers start now, in the background, once orphans are gone.
             self.registry.watch(self.pools)
             await self.registry.announce_all()
             if self.store.db.shared:
                 await self._follow_store()
-                self.services.spawn(self._resync_routes(), "routes of the other nodes")
+                self.services.every(RESYNC_EVERY, self._resync, "routes of the other nodes")
             await self.async_calls.recover()
             self.async_calls.start()
         except BaseException:
@@ -240,21 +242,14 @@ class Executor:
             await self.store.db.listen(ROUTES_CHANGED, self.registry.resync)
             await self.store.db.listen(QUEUE_CHANGED, self.async_calls.heard)
         except STORE_ERRORS as exc:
-            log.warning("database %s: not hearing route changes: %s", self.store.db.where, exc)
+            log.warning("database %s: not hearing other nodes: %s", self.store.db.where, exc)
 
-    async def _resync_routes(self) -> None:
-        while True:
-            await asyncio.sleep(RESYNC_EVERY)
-            await self._follow_store()
-            try:
-                await self.registry.resync()
-            except STORE_ERRORS as exc:
-                log.warning("database %s: routes not resynced: %s", self.store.db.where, exc)
-
-    async def _save_rhythms(self) -> None:
-        while True:
-            await asyncio.sleep(RHYTHMS_SAVED_EVERY)
-            await self._save_rhythms_now()
+    async def _resync(self) -> None:
+        await self._follow_store()
+        try:
+            await self.registry.resync()
+        except STORE_ERRORS as exc:
+            log.warning("database %s: routes not resynced: %s", self.store.db.where, exc)
 
     async def _save_rhythms_now(self) -> None:
         changed = self.pools.changed_rhythms()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,17 @@ class TaskGroup:
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
+
+    def every(self, seconds: float, step: Callable[[], Awaitable[None]], name: str) -> asyncio.Task:
+        """Runs `step` every `seconds` (a wait, then the step) until the group closes. A
+        step handles its own errors: one that raises ends the loop, logged as a crash."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                await step()
+
+        return self.spawn(loop(), name)
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

@@ -26,7 +26,7 @@ from ulid import ULID
 from executor.calls import CallRecord, StoredResponse
 from executor.errors import NotFound, StoreUnavailable
 from executor.models import rfc3339
-from executor.store.database import STORE_ERRORS, Database
+from executor.store.database import STORE_ERRORS, Database, upsert_sql
 from executor.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,6 @@ TIMES = ("created_at", "started_at", "completed_at")
 # Many rows per statement: one step, so the writer thread gives up the GIL once per batch
 # rather than once per row (each hand-over costs the event loop a wake-up).
 ROWS_PER_INSERT = 500
-_ROW = f"({', '.join('?' * len(COLUMNS))})"
-_UPDATE = ", ".join(f"{c}=excluded.{c}" for c in COLUMNS[1:])
 
 
 # A statement and its parameters, run by the writer in the order given. A CallRecord as
@@ -57,10 +55,7 @@ def bound(op: Op, node: str) -> Op:
 @functools.lru_cache(maxsize=64)
 def insert_sql(rows: int) -> str:
     """The upsert of `rows` records (ids distinct: one row is not changed twice)."""
-    return (
-        f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * rows)} "
-        f"ON CONFLICT (id) DO UPDATE SET {_UPDATE}"
-    )
+    return upsert_sql("calls", COLUMNS, ("id",), rows=rows)
 
 
 # A log grows by appends, up to the cap (characters: logs are kept as text), where a note
@@ -75,7 +70,7 @@ _APPEND_LOG = (
 )
 # Appended where a log reaches its cap (the stored text may hold the cap plus this).
 CUT_MARKER = b"\n[log cut: over the limit]\n"
-# Past this many records waiting (SQLite stuck), new ones are dropped, not queued.
+# Past this many records waiting (the store stuck or gone), new ones are dropped.
 MAX_PENDING = 100_000
 PRUNE_EVERY = 60.0
 # A batch the store could not take (gone) is tried again after this.

@@ -79,6 +79,24 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
+def upsert_sql(
+    table: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    updated: Sequence[str] | None = None,
+    rows: int = 1,
+) -> str:
+    """The upsert both backends understand: an INSERT of `rows` rows that, on a conflict
+    on `key`, sets `updated` (by default every column not in the key) from the new row."""
+    row = f"({', '.join('?' * len(columns))})"
+    changed = updated if updated is not None else [c for c in columns if c not in key]
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c}=excluded.{c}" for c in changed)
+    )
+
+
 def is_postgres(db: str) -> bool:
     return db.startswith(("postgresql://", "postgres://"))
 

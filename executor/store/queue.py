@@ -19,7 +19,9 @@ import orjson
 
 from executor.calls import CallRecord, StoredResponse
 from executor.store.calls import Op, bound, insert_sql
-from executor.store.database import Database, Transaction
+from executor.store.database import Database, Transaction, upsert_sql
+
+RESPONSE_COLUMNS = ("id", "status", "headers", "body", "truncated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +129,7 @@ def ended(record: CallRecord, response: StoredResponse | None) -> list[Op]:
     if response is not None:
         ops.append(
             (
-                "INSERT INTO call_responses (id, status, headers, body, truncated) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status=excluded.status, "
-                "headers=excluded.headers, body=excluded.body, truncated=excluded.truncated",
+                upsert_sql("call_responses", RESPONSE_COLUMNS, ("id",)),
                 (
                     record.id,
                     response.status,

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from executor.models import App, Route
-from executor.store.database import Database, open_database
+from executor.store.database import Database, open_database, upsert_sql
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 ROUTES_CHANGED = "executor_routes"
 
 Rhythms = dict[tuple[str, str], tuple[list[int], int]]
+APP_COLUMNS = ("name", "id", "config", "created_at", "updated_at")
+ROUTE_COLUMNS = ("app", "path", "id", "spec", "created_at", "updated_at")
 
 
 class Store:
@@ -74,9 +76,7 @@ class Store:
     async def save_app(self, app: App) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO apps (name, id, config, created_at, updated_at) VALUES (?,?,?,?,?) "
-                "ON CONFLICT (name) DO UPDATE SET config=excluded.config, "
-                "updated_at=excluded.updated_at",
+                upsert_sql("apps", APP_COLUMNS, ("name",), updated=("config", "updated_at")),
                 (app.name, app.id, _json(app.config), app.created_at, app.updated_at),
             )
             tx.notify(ROUTES_CHANGED, app.name)
@@ -89,10 +89,7 @@ class Store:
     async def save_route(self, route: Route) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO routes (app, path, id, spec, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT (app, path) DO UPDATE SET "
-                "id=excluded.id, spec=excluded.spec, created_at=excluded.created_at, "
-                "updated_at=excluded.updated_at",
+                upsert_sql("routes", ROUTE_COLUMNS, ("app", "path")),
                 (
                     route.app_name,
                     route.path,
@@ -124,9 +121,7 @@ class Store:
     async def save_rhythms(self, rhythms: Rhythms) -> None:
         async with self.db.transaction() as tx:
             await tx.executemany(
-                "INSERT INTO rhythms (app, path, counts, beyond) VALUES (?,?,?,?) "
-                "ON CONFLICT (app, path) DO UPDATE SET counts=excluded.counts, "
-                "beyond=excluded.beyond",
+                upsert_sql("rhythms", ("app", "path", "counts", "beyond"), ("app", "path")),
                 [(a, p, _json(c), b) for (a, p), (c, b) in rhythms.items()],
             )
 

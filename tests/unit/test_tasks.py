@@ -60,3 +60,18 @@ async def test_close_also_waits_for_tasks_spawned_while_it_waits():
     group.spawn(first(), "first")
     await group.close(2.0)
     assert done == ["second"]
+
+
+async def test_a_step_runs_every_interval_until_its_group_closes():
+    group = TaskGroup("test")
+    runs = []
+
+    async def step() -> None:
+        runs.append(1)
+
+    group.every(0.01, step, "tick")
+    await asyncio.sleep(0.1)
+    await group.close(0)
+    counted = len(runs)
+    await asyncio.sleep(0.05)
+    assert counted >= 3 and len(runs) == counted and not group
