@@ -32,6 +32,7 @@ from executor.errors import (
 )
 from executor.invoker import Invoker
 from executor.lifecycle import Lifecycle
+from executor.models import App, Route
 from executor.registry import Registry
 from executor.routing import bind, call_path
 from executor.store import queue
@@ -350,21 +351,21 @@ class AsyncCalls:
 
     async def _run_once(self, q: Queued) -> None:
         held = self._release(q)
-        try:
-            app = self._registry.app(q.app)
-            route = self._registry.route(q.app, q.route)
-        except NotFound as exc:
-            record = _record(q, "error", exc.message, ended=True)._replace(http_status=404)
-            await self._records.write(queue.ended(record, None))
-            self._ended(q)
-            return
-        # Claimed before its request is read: a node that loses the claim reads no body.
+        # Claimed first: of the nodes that know of the call only one runs or ends it, and
+        # a node that loses the claim reads no body.
         until = time.time() + self._lease
         attempt = await queue.claim(self._db, _record(q, "running"), self._node, until)
         if attempt is None:
             return  # another node claimed it first, or it was cancelled
         self._mine.add(q.id)
         q.attempts = attempt
+        try:
+            app, route = await self._route_of(q)
+        except NotFound as exc:
+            record = _record(q, "error", exc.message, ended=True)._replace(http_status=404)
+            await self._records.write(queue.ended(record, None))
+            self._ended(q)
+            return
         request = held or await queue.request(self._db, q.id)
         if request is None:  # cannot happen: the row is this node's until it ends
             log.error("async call %s is gone from the queue", q.id)
@@ -397,6 +398,19 @@ class AsyncCalls:
         else:
             await self._records.write(queue.ended(record, response))
             self._ended(q)
+
+    async def _route_of(self, q: Queued) -> tuple[App, Route]:
+        """The call's app and route. On a shared store a route made through another node
+        a moment ago may not be here yet (its call's notice can come first): the routes
+        are read again before the call ends as not found."""
+        registry = self._registry
+        try:
+            return registry.app(q.app), registry.route(q.app, q.route)
+        except NotFound:
+            if not self._db.shared:
+                raise
+        await registry.resync()
+        return registry.app(q.app), registry.route(q.app, q.route)
 
     def _retry(self, q: Queued) -> None:
         if not self._lifecycle.draining:
