@@ -407,9 +407,8 @@ class AsyncCalls:
         try:
             return registry.app(q.app), registry.route(q.app, q.route)
         except NotFound:
-            if not self._db.shared:
+            if not await registry.catch_up():
                 raise
-        await registry.resync()
         return registry.app(q.app), registry.route(q.app, q.route)
 
     def _retry(self, q: Queued) -> None:

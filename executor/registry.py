@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from executor.errors import (
     EngineUnreachable,
     InvalidInput,
     NotFound,
+    StoreUnavailable,
 )
 from executor.models import (
     APP_READ_ONLY,
@@ -38,6 +40,7 @@ from executor.models import (
     rfc3339,
 )
 from executor.routing import RouteTree, bind
+from executor.store.database import STORE_ERRORS
 from executor.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,11 @@ def now() -> str:
     return rfc3339(datetime.now(UTC))
 
 
+# Calls to routes this node does not know read the shared store's routes again at most
+# this often (catch_up).
+CATCH_UP_EVERY = 0.1
+
+
 class Registry:
     def __init__(self, store: Store, engine: Engine, settings: Settings) -> None:
         self._store = store
@@ -71,6 +79,9 @@ class Registry:
         self._images: dict[str, ImageInfo] = {}
         self._lock = asyncio.Lock()
         self._watchers: list[RouteWatcher] = []
+        # catch_up's read in flight, and when it began.
+        self._catching_up: asyncio.Task[None] | None = None
+        self._caught_up_at = -CATCH_UP_EVERY
 
     def watch(self, watcher: RouteWatcher) -> None:
         self._watchers.append(watcher)
@@ -154,6 +165,46 @@ class Registry:
         if touched:
             log.info("routes changed by another node: apps %s", ", ".join(sorted(touched)))
 
+    async def catch_up(self) -> bool:
+        """On a shared store, before a call ends 404: the routes read again, by a read that
+        began after the call asked. A route made through another node a moment ago may not
+        be here yet (its notice takes about 4 ms, and a balancer sends the next request
+        wherever its hash says). Reads are shared by every call waiting, one at a time and
+        at most one per CATCH_UP_EVERY, so a flood of calls to unknown routes costs the
+        store ten reads a second, not one a call. False on a store of this node's own (no
+        other node changes it); StoreUnavailable (503) when the read failed."""
+        if not self._store.db.shared:
+            return False
+        asked = time.monotonic()
+        while True:
+            task = self._catching_up
+            if task is None:
+                wait = self._caught_up_at + CATCH_UP_EVERY - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                self._caught_up_at = time.monotonic()
+                task = self._catching_up = asyncio.create_task(self._catch_up())
+            await asyncio.wait([task])  # a waiter cancelled leaves the read to the others
+            if task.cancelled():
+                raise StoreUnavailable("the routes' read was stopped")
+            if task.result() >= asked:  # (its error, if it failed)
+                return True
+
+    async def _catch_up(self) -> float:
+        """The routes read again; when the read began (it runs after every call that
+        asked for it in the same turn of the loop has asked)."""
+        began = time.monotonic()
+        try:
+            await self.resync()
+        except StoreUnavailable:
+            raise
+        except STORE_ERRORS as exc:
+            raise StoreUnavailable(f"the routes could not be read: {exc}") from exc
+        finally:
+            self._catching_up = None
+        return began
+
     def _index(self, app_name: str) -> None:
         routes = [(r.path, r) for (a, _), r in self._routes.items() if a == app_name]
         with_parameters = [(path, r) for path, r in routes if ":" in path]
@@ -186,6 +237,15 @@ class Registry:
             self.app(app)
             raise NotFound(f"route {path!r} not found in app {app!r}")
         return route
+
+    async def match_latest(self, app: str, path: str) -> tuple[Route, dict[str, str]]:
+        """match, and on a shared store, before NotFound, again after catch_up."""
+        try:
+            return self.match(app, path)
+        except NotFound:
+            if not await self.catch_up():
+                raise
+        return self.match(app, path)
 
     def match(self, app: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route a call's path names, and its parameters' values (routing.py says

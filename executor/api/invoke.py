@@ -38,7 +38,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     executor = request.app[EXECUTOR]
     registry = executor.registry
     app_name, path = request.match_info["app"], clean_path(request.match_info["path"])
-    route, params = registry.match(app_name, path)
+    route, params = await registry.match_latest(app_name, path)
     require_token_for(request, route)
     body = await _read_body(request, executor.settings.max_request_bytes, arrived + route.timeout)
     if not body and "payload" in request.query:
