@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install images image run test lint bench clean
+.PHONY: install images image stack stack-down run test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,16 @@ images: install
 # The executor's own image (Dockerfile) on the local Python base: README "Run in a container".
 image: install
 	PYTHON_HOST=$(BIN)/python images/executor.sh
+
+# The fleet's stack (deploy/compose.yaml): PostgreSQL, NODES executors, HAProxy on :8080.
+NODES ?= 3
+COMPOSE ?= $(shell command -v docker-compose || echo docker compose)
+stack: install
+	PYTHON_HOST=$(BIN)/python images/stack.sh
+	$(COMPOSE) -f deploy/compose.yaml up -d --scale executor=$(NODES)
+
+stack-down:
+	$(COMPOSE) -f deploy/compose.yaml down
 
 run: install images
 	HOST=$(HOST) PORT=$(PORT) scripts/serve-demo.sh

@@ -9,12 +9,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from executor.config import Settings
+
+if TYPE_CHECKING:
+    from executor.autoscale import Scrape
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 apps_cli = typer.Typer(no_args_is_help=True, help="Manage apps.")
@@ -211,6 +214,65 @@ def logs(call_id: str, url: UrlOption = DEFAULT_URL) -> None:
     data = _request(url, "GET", f"/v1/calls/{urllib.parse.quote(call_id)}/log")
     sys.stdout.write(data["log"]["log"])
     sys.stdout.flush()
+
+
+@cli.command()
+def autoscale(
+    nodes: Annotated[
+        list[str], typer.Argument(help="Every node's own address (not the balancer's).")
+    ],
+    interval: Annotated[float, typer.Option(help="Seconds between the two scrapes.")] = 10.0,
+    add_above_ms: Annotated[float, typer.Option(help="Add a node above this wait p99.")] = 100.0,
+    remove_below_ms: Annotated[
+        float, typer.Option(help="Remove a node below this wait p99 (and load).")
+    ] = 10.0,
+    node_concurrency: Annotated[
+        float, typer.Option(help="Calls in flight one node serves without waiting.")
+    ] = 8.0,
+    min_nodes: Annotated[int, typer.Option(help="Never fewer.")] = 1,
+    max_nodes: Annotated[int, typer.Option(help="Never more.")] = 9,
+    count: Annotated[bool, typer.Option("--count", help="Print only the nodes wanted.")] = False,
+) -> None:
+    """Read every node's wait twice, an interval apart, and say how many nodes the fleet
+    wants: one more, one fewer, or as many (docs/scaling.md "Scaling by wait")."""
+    import time
+
+    from executor.autoscale import Policy, Window, decide
+
+    policy = Policy(add_above_ms / 1000, remove_below_ms / 1000, node_concurrency,
+                    min_nodes, max_nodes)  # fmt: skip
+    first = {url: _scrape(url) for url in nodes}
+    began = time.monotonic()
+    time.sleep(interval)
+    then = {url: _scrape(url) for url in nodes}
+    seconds = time.monotonic() - began
+    windows = {}
+    for url in nodes:
+        if first[url] is None or then[url] is None:
+            typer.echo(f"executor: {url} did not answer; not counted", err=True)
+            continue
+        windows[url] = Window.between(first[url], then[url], seconds)
+    decision = decide(list(windows.values()), policy)
+    change = f"{decision.nodes} -> {decision.wanted} nodes"
+    line = f"{decision.action}: {change} ({decision.reason})"
+    if count:  # the count for a script, the reason for its log
+        typer.echo(line, err=True)
+        typer.echo(str(decision.wanted))
+        return
+    typer.echo("node\tcalls\twait_p99_ms\tload\t503s")
+    for url, w in windows.items():
+        typer.echo(f"{url}\t{w.calls:.0f}\t{w.wait_p99 * 1000:.1f}\t{w.load:.1f}\t{w.too_busy:.0f}")
+    typer.echo(line)
+
+
+def _scrape(url: str) -> Scrape | None:
+    from executor.autoscale import Scrape
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=5) as response:
+            return Scrape.parse(response.read().decode())
+    except (OSError, ValueError):
+        return None
 
 
 # -- the HTTP client ------------------------------------------------------------------

@@ -77,17 +77,48 @@ DOCKERFILE
   rm -rf "$ctx"
 }
 
-build_python() {
+# debian_image NAME PACKAGES SETUP CHANGE...: Debian minbase with PACKAGES (comma separated)
+# by debootstrap, SETUP (a function given the root folder) run on it, imported as NAME
+# with the Dockerfile instructions CHANGE (docker import -c).
+debian_image() {
+  local name=$1 packages=$2 setup=$3; shift 3
   apt_install debootstrap
-  local root; root=$(mktemp -d /var/tmp/executor-python3.XXXXXX)
+  local root; root=$(mktemp -d /var/tmp/executor-image.XXXXXX)
   # shellcheck disable=SC2086  # DEBIAN_MIRROR is optional: debootstrap has its default
-  debootstrap --variant=minbase --include=python3 "$SUITE" "$root" ${DEBIAN_MIRROR:-}
+  debootstrap --variant=minbase --include="$packages" "$SUITE" "$root" ${DEBIAN_MIRROR:-}
+  "$setup" "$root"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc \
     "$root"/usr/share/man "$root"/usr/share/locale
-  tar -C "$root" -c . | docker import \
-    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' - "$PYTHON"
+  local changes=(-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    -c 'ENV LANG=C.UTF-8' -c "LABEL executor.source=${SOURCE:-}")
+  local change; for change in "$@"; do changes+=(-c "$change"); done
+  tar -C "$root" -c . | docker import "${changes[@]}" - "$name"
   rm -rf "$root"
+}
+
+build_python() { debian_image "$PYTHON" python3 : 'CMD ["python3"]'; }
+
+# The fleet's stack (deploy/compose.yaml, images/stack.sh): its database and its balancer,
+# from Debian's packages, started as the official postgres and haproxy images start (their
+# environment, paths and ports), so that with a registry those can replace them. (docker
+# import takes no STOPSIGNAL: deploy/compose.yaml sets postgres's, SIGINT.)
+POSTGRES=executor/postgres:15
+HAPROXY=executor/haproxy:2.6
+setup_postgres() {
+  # Debian's package made a cluster (`main`); the entrypoint makes its own in PGDATA.
+  rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main
+  install -m 755 images/postgres/entrypoint.sh "$1"/usr/local/bin/docker-entrypoint.sh
+}
+build_postgres() {
+  debian_image "$POSTGRES" postgresql-15 setup_postgres \
+    'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    'ENV PGDATA=/var/lib/postgresql/data' 'VOLUME /var/lib/postgresql/data' 'EXPOSE 5432' \
+    'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD []'
+}
+setup_haproxy() { mkdir -p "$1"/usr/local/etc/haproxy "$1"/var/lib/haproxy; }
+build_haproxy() {
+  debian_image "$HAPROXY" haproxy setup_haproxy 'USER haproxy' 'EXPOSE 8080 8404' \
+    'CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
 }
 
 # function_image NAME DIR [BASE]: a function whose Dockerfile takes its base as ARG BASE.
@@ -147,6 +178,11 @@ echo "images:"
 build_launcher
 image "$BUSYBOX" build_busybox
 image "$PYTHON" build_python
+# Only when named (images/stack.sh): the stack's database and balancer.
+if [ ${#ONLY[@]} -gt 0 ]; then
+  SOURCE=$(sha256sum images/postgres/entrypoint.sh | cut -c1-16) image "$POSTGRES" build_postgres
+  image "$HAPROXY" build_haproxy
+fi
 source_image executor/hello:latest examples/hello
 source_image executor/hello-stream:latest examples/hello-stream "$PYTHON"
 source_image executor/fdk-hello:latest examples/fdk-hello "$PYTHON"
