@@ -80,6 +80,15 @@ def free_port() -> int:
 def executor_server(db: str | None = None, **env: str) -> Iterator[str]:
     """An `executor serve` process on a free loopback port with a fresh database (or the
     shared one `db` names, a postgresql:// URL, with a data folder of its own)."""
+    with executor_process(db, **env) as (url, _):
+        yield url
+
+
+@contextmanager
+def executor_process(
+    db: str | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """executor_server, and its process (to kill it)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="executor-bench-") as tmp:
         where = ["--db", db, "--data-dir", f"{tmp}/data"] if db else ["--db", f"{tmp}/bench.db"]
@@ -100,10 +109,15 @@ def executor_server(db: str | None = None, **env: str) -> Iterator[str]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("executor not ready in 30 s") from None
                     time.sleep(0.1)
-            yield url
+            yield url, process
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return orjson.loads(response.read())
 
 
 def put_json(url: str, payload: Any, method: str = "PUT") -> None:

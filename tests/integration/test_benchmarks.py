@@ -100,3 +100,11 @@ def test_the_store_benchmark_completes(tmp_path: Path):
     result = orjson.loads((tmp_path / "store.json").read_bytes())["results"]
     assert set(result["warm"]) == {"1", "32"} and result["propagation"]["n"] == 3
     assert set(result["async"]) == {"sqlite", "postgres", "postgres, 3 nodes"}
+
+
+def test_the_fleet_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.fleet", tmp_path, timeout=300)
+    result = orjson.loads((tmp_path / "fleet.json").read_bytes())["results"]
+    assert set(result) == {"consistent", "bounded"}
+    for setting in result.values():
+        assert len(setting["median"]["after_kill"]) and setting["runs"][0]["before"]["n"] > 0
