@@ -32,7 +32,6 @@ ENV PYTHONPATH=/opt/executor:/opt/executor/site \
     EXECUTOR_DB=/data/executor.db \
     EXECUTOR_IOFS_DIR=/iofs \
     EXECUTOR_HOT_SCHED_BATCH=false
-VOLUME /data
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["python3", "-m", "executor.healthcheck"]
 ENTRYPOINT ["python3", "-m", "executor"]

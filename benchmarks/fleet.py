@@ -85,9 +85,10 @@ def haproxy_config(nodes: list[str], port: int, bounded: bool) -> str:
 @contextlib.contextmanager
 def haproxy(nodes: list[str], bounded: bool):
     port = free_port()
+    text = haproxy_config(nodes, port, bounded)
     folder = Path(tempfile.mkdtemp(prefix="executor-haproxy-"))
     config = folder / "haproxy.cfg"
-    config.write_text(haproxy_config(nodes, port, bounded))
+    config.write_text(text)
     process = subprocess.Popen([HAPROXY, "-W", "-db", "-f", str(config)])
     url = f"http://127.0.0.1:{port}"
     try:

@@ -309,6 +309,11 @@ def test_the_stack_comes_down_leaving_no_function_container_and_keeps_its_data(s
         assert time.monotonic() < deadline, "the warm containers never started"
         time.sleep(0.5)
 
+    # The executors keep their node ids in their containers (kept across restarts), not
+    # in volumes that `down` would leave behind.
+    for container in stack.containers():
+        volumes = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}'
+        assert not docker("inspect", "-f", volumes, container)
     stack.compose("down", "--timeout", "30")
     for group in groups:
         assert not docker("ps", "-aq", "--filter", f"label=executor.group={group}")
