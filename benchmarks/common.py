@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import socket
@@ -22,6 +23,24 @@ from hdrh.histogram import HdrHistogram
 RESULTS = Path(__file__).parent / "results"
 EXECUTOR = [sys.executable, "-m", "executor"]
 ROOT = Path(__file__).parent.parent
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """A benchmark's arguments with the two every one takes, --quick and --out (where
+    write_result writes)."""
+    global RESULTS
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    args = parser.parse_args()
+    RESULTS = args.out
+    return args
+
+
+def publish(name: str, args: argparse.Namespace, text: str, **data: Any) -> None:
+    """Prints a benchmark's table and writes its JSON (results/NAME.json)."""
+    print(text)
+    record = {"benchmark": name, "quick": args.quick, "machine": machine(), **data}
+    print(f"written: {write_result(name, record)}")
 
 
 def machine() -> dict[str, Any]:

@@ -36,11 +36,9 @@ from benchmarks.common import (
     executor_process,
     free_port,
     get_json,
-    machine,
     put_json,
     summary,
     table,
-    write_result,
 )
 from executor.config import Settings
 from executor.pool import iofs
@@ -266,21 +264,15 @@ def main() -> None:
     parser.add_argument("--max-containers", type=int, default=4,
                         help="a route's containers on one node")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=24, help="callers at once")
-    parser.add_argument("--quick", action="store_true", help="a smoke run")
-    parser.add_argument("--out", type=Path, default=common.RESULTS, help="where results go")
-    args = parser.parse_args()
-    common.RESULTS = args.out
+    args = common.arguments(parser)
     if args.quick:
         args.seconds, args.warmup, args.rounds, args.concurrency = 2.0, 1.0, 1, 8
     results = run(args)
-    print(report(results))
     settings = {"routes": ROUTES, "zipf_s": ZIPF_S, "work_s": WORK_S, "nodes": NODES,
                 "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds,
                 "concurrency": args.concurrency,
                 "max_containers": args.max_containers}  # fmt: skip
-    data = {"benchmark": "fleet", "quick": args.quick, "machine": machine(),
-            "settings": settings, "results": results}  # fmt: skip
-    print(f"written: {write_result('fleet', data)}")
+    common.publish("fleet", args, report(results), settings=settings, results=results)
 
 
 if __name__ == "__main__":

@@ -275,6 +275,192 @@ def _scrape(url: str) -> Scrape | None:
         return None
 
 
+# -- the function workflow: init, build, deploy, run, test (workflow.py) -----------------
+
+FolderOption = Annotated[Path, typer.Option("--folder", "-C", help="The function's folder.")]
+
+
+def _funcfile(folder: Path):
+    from executor import funcfile
+    from executor.workflow import WorkflowError, folders
+
+    try:
+        return funcfile.load(folders(folder, every=False)[0])
+    except (WorkflowError, funcfile.FuncFileError) as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"executor: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@cli.command()
+def init(
+    name: Annotated[str | None, typer.Argument(help="The image name [the folder's].")] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="go, python, node or shell [guessed from func.*].")
+    ] = None,
+    format: Annotated[str, typer.Option(help="default, http-stream or http.")] = "default",
+    folder: FolderOption = Path("."),
+) -> None:
+    """Write func.yaml in a folder, and a hello function when it has no code yet."""
+    from executor.workflow import WorkflowError
+    from executor.workflow import init as init_folder
+
+    if format not in ("default", "http-stream", "http"):
+        _fail(f"--format: {format!r} is not default, http-stream or http")
+    try:
+        written = init_folder(folder, name, runtime, format)
+    except WorkflowError as exc:
+        _fail(str(exc))
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+BuildArgOption = Annotated[
+    list[str] | None,
+    typer.Option("--build-arg", help="ARG=VALUE for the Dockerfile (BASE=python:3.11-slim)."),
+]
+
+
+def _build(ff, docker_url: str | None, build_args: list[str] | None = None) -> None:
+    import asyncio
+
+    from executor.workflow import WorkflowError, build
+
+    def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    typer.echo(f"building {ff.image} from {ff.folder}")
+    try:
+        asyncio.run(build(ff, show, docker_url, _pairs(build_args)))
+    except WorkflowError as exc:
+        _fail(str(exc))
+    typer.echo(f"built {ff.image} (and {ff.name}:latest)")
+
+
+@cli.command()
+def build(
+    folder: FolderOption = Path("."),
+    build_arg: BuildArgOption = None,
+    docker_url: Annotated[str | None, typer.Option(help="Docker engine address.")] = None,
+) -> None:
+    """Build the function's image (name:version and name:latest) on the engine."""
+    _build(_funcfile(folder), docker_url, build_arg)
+
+
+@cli.command()
+def deploy(
+    folder: FolderOption = Path("."),
+    app: Annotated[str | None, typer.Option(help="The app [the folder's name].")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every func.yaml under the folder.")] = False,
+    bump: Annotated[bool, typer.Option("--bump", help="Raise the patch version first.")] = False,
+    registry: Annotated[
+        str | None, typer.Option(help="Push name:version there, and route to it.")
+    ] = None,
+    build_arg: BuildArgOption = None,
+    docker_url: Annotated[str | None, typer.Option(help="Docker engine address.")] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Build each function, then create or update its route; prints the URL to call."""
+    import asyncio
+
+    from executor import funcfile
+    from executor.workflow import WorkflowError, folders, push
+
+    app = app or folder.resolve().name
+    try:
+        files = folders(folder, every)
+    except WorkflowError as exc:
+        _fail(str(exc))
+    status, data = _send(url, "POST", "/v1/apps", orjson.dumps({"app": {"name": app}}))
+    if status not in (200, 201, 409):
+        _fail(f"app {app!r}: HTTP {status}: {_error_message(data)}")
+    for file in files:
+        try:
+            if bump:
+                typer.echo(f"{file}: version {funcfile.bump(file)}")
+            ff = funcfile.load(file)
+        except funcfile.FuncFileError as exc:
+            _fail(str(exc))
+        _build(ff, docker_url, build_arg)
+        image = ff.image
+        if registry:
+            try:
+                image = asyncio.run(push(ff, registry, sys.stdout.write, docker_url))
+            except WorkflowError as exc:
+                _fail(str(exc))
+        path = ff.route_path
+        body = orjson.dumps({"route": ff.route_payload(image)})
+        status, data = _send(url, "PUT", f"/v1/apps/{app}/routes{path}", body)
+        if status >= 400:
+            _fail(f"route {app}{path}: HTTP {status}: {_error_message(data)}")
+        typer.echo(f"deployed {image} at {url.rstrip('/')}/r/{app}{path}")
+
+
+@cli.command()
+def run(
+    folder: FolderOption = Path("."),
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the function.")
+    ] = None,
+) -> None:
+    """Run the built function once with its route's limits, no server needed: standard
+    input is the call's body, the answer goes to standard output, its log to standard
+    error. Exit 1 when the call fails."""
+    import asyncio
+
+    from executor.workflow import run_once
+
+    ff = _funcfile(folder)
+    body = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+    answer = asyncio.run(run_once(ff, body, _pairs(env)))
+    sys.stderr.buffer.write(answer.log)
+    sys.stdout.buffer.write(answer.body)
+    sys.stdout.flush()
+    if answer.status >= 400:
+        _fail(f"HTTP {answer.status}")
+
+
+@cli.command("test")
+def test_function(
+    folder: FolderOption = Path("."),
+    remote: Annotated[
+        str | None, typer.Option(help="APP: through its deployed route instead.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Run func.yaml's tests: a pass/fail line each, exit 1 when one fails."""
+    import asyncio
+
+    from executor.workflow import Answer, run_tests
+
+    ff = _funcfile(folder)
+    if not ff.tests:
+        _fail(f"{ff.file}: no tests")
+    remote_call = None
+    if remote is not None:
+
+        async def remote_call(test):
+            if test.env:
+                typer.echo(f"  ({test.name}: env is ignored with --remote)", err=True)
+            status, data = await asyncio.to_thread(
+                _send, url, "POST", f"/r/{remote}{ff.route_path}", test.input.encode()
+            )
+            return Answer(status, data, b"")
+
+    results = asyncio.run(run_tests(ff, remote_call))
+    for result in results:
+        mark = "PASS" if result.passed else "FAIL"
+        typer.echo(f"{mark}  {result.test.name}" + ("" if result.passed else f": {result.why}"))
+    failed = sum(not r.passed for r in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
 # -- the HTTP client ------------------------------------------------------------------
 
 

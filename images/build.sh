@@ -173,11 +173,34 @@ build_launcher() {
   printf '  %-34s built\n' "$LAUNCHER"
 }
 
+# The runtimes `executor build` builds functions on (executor/runtimes.py): Go's compiler
+# (a Go function is built in it, then shipped FROM scratch) and Node.js, from Debian's
+# packages; Python's is executor/python3 above, the shell's executor/busybox.
+GO_BUILD=executor/go-build:latest
+NODE=executor/node:latest
+setup_runtime() { mkdir -p "$1"/function; }
+# The standard packages a function most often imports, compiled once into the image's
+# build cache: a function's build then compiles only its own code.
+setup_go_build() {
+  setup_runtime "$1"
+  chroot "$1" env GOCACHE=/go/cache GOPATH=/go CGO_ENABLED=0 GOFLAGS=-trimpath HOME=/root \
+    /usr/lib/go/bin/go build fmt encoding/json net/http bufio io os strings
+}
+build_go_build() {
+  debian_image "$GO_BUILD" golang-go,ca-certificates setup_go_build \
+    'ENV PATH=/usr/lib/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    'ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOPATH=/go GOCACHE=/go/cache GOPROXY=off' \
+    'WORKDIR /src' 'CMD ["go", "version"]'
+}
+build_node() { debian_image "$NODE" nodejs setup_runtime 'CMD ["node"]'; }
+
 ONLY=("$@")
 echo "images:"
 build_launcher
 image "$BUSYBOX" build_busybox
 image "$PYTHON" build_python
+image "$GO_BUILD" build_go_build
+image "$NODE" build_node
 # Only when named (images/stack.sh): the stack's database and balancer.
 if [ ${#ONLY[@]} -gt 0 ]; then
   SOURCE=$(sha256sum images/postgres/entrypoint.sh | cut -c1-16) image "$POSTGRES" build_postgres

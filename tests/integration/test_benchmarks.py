@@ -108,3 +108,10 @@ def test_the_fleet_benchmark_completes(tmp_path: Path):
     assert set(result) == {"consistent", "bounded"}
     for setting in result.values():
         assert len(setting["median"]["after_kill"]) and setting["runs"][0]["before"]["n"] > 0
+
+
+def test_the_workflow_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.workflow", tmp_path, timeout=300)
+    result = orjson.loads((tmp_path / "workflow.json").read_bytes())["results"]
+    assert set(result["builds"]) == {"executor build", "docker build"}
+    assert result["end_to_end_s"] > 0 and result["steps"]["first"]
