@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -232,6 +233,7 @@ async def local_executor(ff: FuncFile, env: dict[str, str] | None = None
     """An executor of this process on a throw-away SQLite store, serving ff's route
     (its limits, its format) with `env` added to its config; yields `call(body)`."""
     from executor.calls import Call
+    from executor.pool.pools import iofs_root
     from executor.runtime import Executor
 
     with tempfile.TemporaryDirectory(prefix="executor-run-") as tmp:
@@ -240,6 +242,7 @@ async def local_executor(ff: FuncFile, env: dict[str, str] | None = None
         if os.geteuid() != 0:
             overrides["iofs_tmpfs"] = False  # mounting a tmpfs needs root
         settings = Settings(**overrides)
+        own_folder: Path | None = None
         async with Executor(settings) as executor:
             registry = executor.registry
             await registry.create_app({"name": "local"})
@@ -268,6 +271,11 @@ async def local_executor(ff: FuncFile, env: dict[str, str] | None = None
                 yield call
             finally:
                 await executor.drain(0)
+                own_folder = iofs_root(settings, executor.store.group_id)
+        # This executor's group is thrown away with its store: so is its iofs folder (the
+        # launcher's copy, kept there for a group's next start).
+        if own_folder is not None:
+            shutil.rmtree(own_folder, ignore_errors=True)
 
 
 async def run_once(ff: FuncFile, body: bytes, env: dict[str, str]) -> Answer:

@@ -88,7 +88,9 @@ def test_a_function_goes_from_an_empty_folder_to_a_called_route(
     assert f"built {name}:0.0.1 (and {name}:latest)" in built
     assert "Step 1/" in built  # the engine's progress, shown as it came
 
+    left = set(Path("/tmp").glob("exr-*"))
     assert ok(executor(folder, "run", stdin=b'{"name": "Bob"}')) == "Hello Bob!\n"
+    assert set(Path("/tmp").glob("exr-*")) <= left  # its executor's folder went with it
 
     tested = executor(folder, "test")
     assert tested.returncode == 1
