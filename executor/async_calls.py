@@ -32,7 +32,6 @@ from executor.errors import (
 )
 from executor.invoker import Invoker
 from executor.lifecycle import Lifecycle
-from executor.models import App, Route
 from executor.registry import Registry
 from executor.routing import bind, call_path
 from executor.store import queue
@@ -360,7 +359,9 @@ class AsyncCalls:
         self._mine.add(q.id)
         q.attempts = attempt
         try:
-            app, route = await self._route_of(q)
+            # On a shared store a route made through another node a moment ago may not
+            # be here yet (its call's notice can come first).
+            app, route = await self._registry.route_latest(q.app, q.route)
         except NotFound as exc:
             record = _record(q, "error", exc.message, ended=True)._replace(http_status=404)
             await self._records.write(queue.ended(record, None))
@@ -398,18 +399,6 @@ class AsyncCalls:
         else:
             await self._records.write(queue.ended(record, response))
             self._ended(q)
-
-    async def _route_of(self, q: Queued) -> tuple[App, Route]:
-        """The call's app and route. On a shared store a route made through another node
-        a moment ago may not be here yet (its call's notice can come first): the routes
-        are read again before the call ends as not found."""
-        registry = self._registry
-        try:
-            return registry.app(q.app), registry.route(q.app, q.route)
-        except NotFound:
-            if not await registry.catch_up():
-                raise
-        return registry.app(q.app), registry.route(q.app, q.route)
 
     def _retry(self, q: Queued) -> None:
         if not self._lifecycle.draining:

@@ -125,7 +125,7 @@ def load(file: Path, settings: Settings | None = None) -> FuncFile:
         raise fail("build", "must be a list of shell commands")
     route = {k: v for k, v in data.items() if k in ROUTE_FIELDS or k == "max_concurrency"}
     try:
-        checked = parse_route({**route, "path": strings["path"] or "/x", "image": "x"},
+        parse_route({**route, "path": strings["path"] or "/x", "image": "x"},
                               settings or Settings())  # fmt: skip
     except InvalidInput as exc:
         key, _, message = exc.message.removeprefix("route.").partition(": ")
@@ -134,7 +134,6 @@ def load(file: Path, settings: Settings | None = None) -> FuncFile:
     if strings["path"] is None and not NAME.match(name.rsplit("/", 1)[-1]):
         raise fail("name", "its last part must do as a route path, or set path")
     tests = _tests(data.get("tests"), fail)
-    del checked
     return FuncFile(file, name, version, strings["runtime"], strings["entrypoint"],
                     strings["cmd"], build, tests, strings["path"], route)  # fmt: skip
 

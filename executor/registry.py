@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ulid import ULID
 
@@ -65,6 +66,8 @@ def now() -> str:
 # Calls to routes this node does not know read the shared store's routes again at most
 # this often (catch_up).
 CATCH_UP_EVERY = 0.1
+
+T = TypeVar("T")
 
 
 class Registry:
@@ -240,12 +243,19 @@ class Registry:
 
     async def match_latest(self, app: str, path: str) -> tuple[Route, dict[str, str]]:
         """match, and on a shared store, before NotFound, again after catch_up."""
+        return await self._latest(lambda: self.match(app, path))
+
+    async def route_latest(self, app: str, path: str) -> tuple[App, Route]:
+        """The app and its route at exactly `path`, as match_latest finds them."""
+        return await self._latest(lambda: (self.app(app), self.route(app, path)))
+
+    async def _latest(self, lookup: Callable[[], T]) -> T:
         try:
-            return self.match(app, path)
+            return lookup()
         except NotFound:
             if not await self.catch_up():
                 raise
-        return self.match(app, path)
+        return lookup()
 
     def match(self, app: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route a call's path names, and its parameters' values (routing.py says
