@@ -52,6 +52,10 @@ def configure(level: str, format: Literal["console", "json"]) -> None:
     )
 
 
+# Logged at debug level when answered 200.
+QUIET_PATH = "/v1/stats"
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request, with the call id of invocations (`Fn-Call-Id`)."""
 
@@ -70,4 +74,8 @@ class AccessLogger(AbstractAccessLogger):
         call_id = response.headers.get("Fn-Call-Id")
         if call_id is not None:
             fields["call_id"] = call_id
+        if response.status == 200 and request.path == QUIET_PATH:
+            # An open dashboard polls its live view every second: 86,400 lines a day.
+            self.logger.debug("request", extra=fields)
+            return
         self.logger.info("request", extra=fields)

@@ -3,6 +3,7 @@
 Label values stay bounded: an app and a route path are registered names, a status is an
 HTTP status, a start kind is one of four. The warm path pays a dict lookup, one counter
 increment and two histogram observations: each route's labelled children are cached.
+The same reports feed the dashboard's live series (live.py), metrics on or off.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from executor.live import LiveSeries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -41,8 +44,9 @@ PoolCounts = Callable[[], Iterable[tuple[str, str, str, int]]]
 
 
 class Metrics:
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, live: LiveSeries | None = None) -> None:
         self.enabled = enabled
+        self.live = live or LiveSeries()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._calls = Counter(
@@ -112,6 +116,7 @@ class Metrics:
     def call_done(
         self, app: str, route: str, status: int, start: str, duration: float, wait: float
     ) -> None:
+        self.live.call_done(app, route, status, start, duration, wait)
         if not self.enabled:
             return
         key = (app, route, status, start)
@@ -129,10 +134,12 @@ class Metrics:
         wait_h.observe(wait)
 
     def container_started(self, app: str, route: str, format: str, seconds: float) -> None:
+        self.live.container_started(app, route)
         if self.enabled:
             self._start.labels(app, route, format).observe(seconds)
 
     def container_event(self, app: str, route: str, event: ContainerEvent) -> None:
+        self.live.container_event(app, route, event)
         if self.enabled:
             self._events.labels(app, route, event).inc()
 

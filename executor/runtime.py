@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 EVENTS_CONNECT_TIMEOUT = 5.0
 # How often the routes' rhythms (idle_timeout "auto") that changed are saved.
 RHYTHMS_SAVED_EVERY = 60.0
+# The live view (live.py, GET /v1/stats): one second closed this often.
+LIVE_SECOND = 1.0
 # On a shared store: routes read again this often, whatever the notices said (one missed
 # heals within this), and the notices' connection made again if it was lost.
 RESYNC_EVERY = 5.0
@@ -120,6 +122,7 @@ class Executor:
             self.services.every(
                 RHYTHMS_SAVED_EVERY, self._save_rhythms_now, "save the routes' rhythms"
             )
+            self.services.every(LIVE_SECOND, self._close_live_second, "the live view's seconds")
             # min_warm containers start now, in the background, once orphans are gone.
             self.registry.watch(self.pools)
             await self.registry.announce_all()
@@ -250,6 +253,11 @@ class Executor:
             await self.registry.resync()
         except STORE_ERRORS as exc:
             log.warning("database %s: routes not resynced: %s", self.store.db.where, exc)
+
+    async def _close_live_second(self) -> None:
+        admission = self.admission
+        reserved = admission.budget - admission.free
+        self.metrics.live.close_second(self.pools.samples(), reserved, admission.budget)
 
     async def _save_rhythms_now(self) -> None:
         changed = self.pools.changed_rhythms()

@@ -33,5 +33,5 @@ PY
 .venv/bin/executor routes create demo /hello-hot executor/hello-stream --format http-stream >/dev/null
 .venv/bin/executor routes create demo /hello-go executor/go-hello --min-warm 2 >/dev/null
 echo "deployed: curl -X POST $URL/r/demo/hello (cold), $URL/r/demo/hello-hot (hot)," \
-  "$URL/r/demo/hello-go (pre-started)"
+  "$URL/r/demo/hello-go (pre-started); the dashboard: $URL/ui/"
 wait $server

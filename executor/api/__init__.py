@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from executor.api import admin, auth, calls, errors, health, invoke, metrics, openapi
+from executor.api import admin, auth, calls, errors, health, invoke, live, metrics, openapi, ui
 
 __all__ = ["auth", "errors", "setup_routes"]
 
@@ -13,6 +13,8 @@ def setup_routes(app: web.Application) -> None:
     health.setup(app)
     admin.setup(app)
     calls.setup(app)
+    live.setup(app)
+    ui.setup(app)
     metrics.setup(app)
     openapi.setup(app)
     invoke.setup(app)

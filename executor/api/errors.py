@@ -15,12 +15,20 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The API's own answers are data, never a page: a browser that opens one runs nothing
+# in it and frames it nowhere (the dashboard's policy is in ui.py). A function's own
+# response passes as the function gave it.
+API_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+)
+
 
 def json_response(
     data: object, status: int = 200, headers: Iterable[tuple[str, str]] = ()
 ) -> web.Response:
     response = web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-    for name, value in headers:
+    for name, value in (*API_HEADERS, *headers):
         response.headers.add(name, value)
     return response
 

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from executor import __version__
-from executor.api import admin, calls, health, invoke, metrics
+from executor.api import admin, calls, health, invoke, live, metrics, ui
 from executor.calls import CallState
 from executor.models import App, AppSpec, Route, RouteSpec
 
@@ -116,7 +116,8 @@ ROUTE_PATH = _param(
     description="The route's path without its leading slash (it may hold more slashes).",
 )
 CALL_ID = _param("call")
-PATH_PARAMETERS = {"app": APP_NAME, "path": ROUTE_PATH, "call": CALL_ID}
+UI_NAME = _param("name", description="A file of the dashboard (app.js, style.css).")
+PATH_PARAMETERS = {"app": APP_NAME, "path": ROUTE_PATH, "call": CALL_ID, "name": UI_NAME}
 PLACEHOLDER = re.compile(r"{(\w+)(?::[^}]*)?}")
 
 
@@ -164,6 +165,7 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
         "RoutePatch": _with(_model(RouteSpec, optional=True), max_concurrency=alias),
         "Route": route_out,
         "Call": {"type": "object", "properties": record_props},
+        "LiveStats": _live_stats_schema(),
     }
     with_message = {"type": "object", "properties": message}
 
@@ -223,6 +225,10 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
         "content": {"application/octet-stream": {"schema": {"type": "string"}}},
     }
     open_ = {"security": []}
+    page = {
+        "200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}},
+        "404": ERROR,
+    }
     call_answer = _json({"type": "object", "properties": {"call": {"$ref": REF + "Call"}}})
     operations = {
         health.root: _op("Name, version and instance.", {"200": _json(with_message)}, **open_),
@@ -323,6 +329,23 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
             "the call's own status is in Executor-Call-Status.",
             {"200": kept_response, **_errors(404)},
         ),
+        live.live_stats: _op(
+            "The dashboard's live view of this node: per second over the last window, "
+            "every route's totals (or one route's, with ?route=app/path), and every pool's "
+            "containers now. Poll with ?after=<the last second you have> to get only newer "
+            "ones. Server-Timing: cpu;dur= the CPU this answer cost, in ms.",
+            {"200": _json("LiveStats"), **_errors(400)},
+            parameters=[
+                _param("after", "query", {"type": "integer"}, description="a unix second"),
+                _param("route", "query", description="app/path, e.g. demo/hello"),
+            ],
+        ),
+        ui.to_ui: _op("Redirects to /ui/.", {"308": {"description": "To /ui/"}}, **open_),
+        ui.ui_asset: _op(
+            "The dashboard (its page, script and style; the API it calls needs the token).",
+            page,
+            **open_,
+        ),
         invoke.invoke: _op(
             "Call the route's function: body, query and headers pass through.",
             invoke_responses,
@@ -364,4 +387,73 @@ def build(router: web.UrlDispatcher) -> dict[str, Any]:
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"token": []}],
+    }
+
+
+def _live_stats_schema() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    ms = {"type": "number", "description": "milliseconds"}
+    summary = {
+        "type": "array",
+        "items": {"type": "number"},
+        "description": "[calls, p50 ms, p99 ms] of the second",
+    }
+    second = {
+        "type": "object",
+        "required": ["t"],
+        "properties": {
+            "t": {"type": "integer", "description": "the second (unix time) it covers"},
+            "calls": {"type": "object", "additionalProperties": count, "description": "by status"},
+            "latency": {
+                "type": "object",
+                "properties": {kind: summary for kind in ("cold", "warm", "fresh", "none")},
+                "description": "by start kind",
+            },
+            "wait": {"type": "array", "items": ms, "description": "container wait [p50, p99]"},
+            "starts": count,
+            "events": {"type": "object", "additionalProperties": count},
+            "reserved": {"type": "integer", "description": "MiB reserved (all, or the route's)"},
+            "budget": {"type": "integer", "description": "MiB of the memory budget"},
+            "pool": {
+                "type": "array",
+                "items": count,
+                "description": "the route's [idle, busy, starting, waiting] at its end",
+            },
+        },
+    }
+    container = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"enum": ["idle", "busy", "starting"]},
+            "age": {"type": "number", "description": "seconds"},
+            "calls": count,
+        },
+    }
+    pool = {
+        "type": "object",
+        "properties": {
+            "app": {"type": "string"},
+            "path": {"type": "string"},
+            "format": {"type": "string"},
+            "memory": count,
+            "idle": count,
+            "busy": count,
+            "starting": count,
+            "waiting": count,
+            "containers": {"type": "array", "items": container},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["node", "window", "seconds", "pools", "budget_mib", "reserved_mib"],
+        "properties": {
+            "node": {"type": "string", "description": "this executor's instance"},
+            "now": {"type": ["integer", "null"], "description": "the last second closed"},
+            "window": {"type": "integer", "description": "seconds kept"},
+            "budget_mib": count,
+            "reserved_mib": count,
+            "seconds": {"type": "array", "items": second},
+            "pools": {"type": "array", "items": pool},
+        },
     }

@@ -232,6 +232,11 @@ class RoutePool:
     def counts(self) -> dict[str, int]:
         return {state: self._policy.count(state) for state in ("idle", "busy", "starting")}
 
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for one of its containers."""
+        return self._policy.waiting
+
     def state(self) -> dict[str, Any]:
         now = self._loop.time()
         containers = []
@@ -247,7 +252,7 @@ class RoutePool:
             )
         return {
             **self.counts(),
-            "waiting": self._policy.waiting,
+            "waiting": self.waiting,
             "containers": containers,
         }
 

@@ -27,6 +27,7 @@ from executor.docker.events import ContainerEvents
 from executor.errors import NOT_TAKING_CALLS, BadSetting, ServiceUnavailable, ShuttingDown
 from executor.formats import default, hot, http_stream
 from executor.lifecycle import Lifecycle
+from executor.live import PoolSample
 from executor.metrics import Metrics
 from executor.models import App, Route
 from executor.pool import iofs, launcher
@@ -237,6 +238,21 @@ class RoutePools:
     def state(self, app_name: str, path: str) -> dict[str, Any] | None:
         pool = self._pools.get((app_name, path))
         return pool.state() if pool is not None else None
+
+    def states(self) -> Iterator[tuple[RoutePool, dict[str, Any]]]:
+        """Every route's pool (not the draining ones) with its state: the live view's."""
+        for pool in self._pools.values():
+            yield pool, pool.state()
+
+    def samples(self) -> list[PoolSample]:
+        """Every route's pool as the live view samples it each second."""
+        samples = []
+        for (app, path), pool in self._pools.items():
+            counts = pool.counts()
+            idle, busy, starting = counts["idle"], counts["busy"], counts["starting"]
+            waiting, memory = pool.waiting, pool.route.memory
+            samples.append(PoolSample(app, path, idle, busy, starting, waiting, memory))
+        return samples
 
     # -- calls ---------------------------------------------------------------------------
 

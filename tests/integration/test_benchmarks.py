@@ -115,3 +115,10 @@ def test_the_workflow_benchmark_completes(tmp_path: Path):
     result = orjson.loads((tmp_path / "workflow.json").read_bytes())["results"]
     assert set(result["builds"]) == {"executor build", "docker build"}
     assert result["end_to_end_s"] > 0 and result["steps"]["first"]
+
+
+def test_the_dashboard_benchmark_completes(tmp_path: Path):
+    run_quick("benchmarks.dashboard", tmp_path, timeout=300)
+    result = orjson.loads((tmp_path / "dashboard.json").read_bytes())["results"]
+    assert set(result) == {"large", "baseline"}
+    assert result["large"]["rows"] == 100 and result["large"]["interactive_ms"] > 0

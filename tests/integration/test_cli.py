@@ -2,10 +2,8 @@
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,15 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import GROUPS, group_containers
-
-EXECUTOR = [sys.executable, "-m", "executor"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import GROUPS, free_port, group_containers
+from tests.integration.serving import EXECUTOR, serve, stop
 
 
 def run(*args: str, stdin: bytes = b"", url: str) -> subprocess.CompletedProcess:
@@ -52,34 +43,6 @@ def call_in_background(url: str, path: str, body: bytes, tmp_path: Path) -> subp
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-
-
-def serve(db: Path, port: int, log_path: Path, **env: str) -> subprocess.Popen:
-    """`executor serve` on that database and port, once it answers /health/ready."""
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [*EXECUTOR, "serve", "--port", str(port), "--db", str(db)],
-            stdout=log,
-            stderr=log,
-            env={**os.environ, "EXECUTOR_SHUTDOWN_GRACE": "2", **env},
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1):
-                return process
-        except OSError:
-            assert time.monotonic() < deadline, "server not ready in 30 s"
-            time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    finally:
-        process.kill()
 
 
 @pytest.fixture

@@ -200,3 +200,7 @@ def test_the_image_is_non_root_with_a_healthcheck(running_unprivileged: Running)
         urllib.request.Request(f"{running.url}/r/demo/hot", data=b"{}"), timeout=20
     ) as r:
         assert r.read() == b"Hello World!\n"
+    # The dashboard's files are in the image, package data.
+    for name in ("", "app.js", "style.css"):
+        with urllib.request.urlopen(f"{running.url}/ui/{name}", timeout=5) as r:
+            assert r.status == 200 and "script-src 'self'" in r.headers["Content-Security-Policy"]

@@ -90,3 +90,23 @@ async def test_the_api_serves_a_hot_and_a_cold_call_on_the_fake_engine(tmp_path)
     finally:
         await client.close()
     assert not engine.live
+
+
+async def test_every_second_closes_the_live_view_with_each_pool_and_the_memory_reserved(
+    tmp_path, engine
+):
+    executor = Executor(fake_settings(tmp_path), engine)
+    await executor.start()
+    try:
+        await route(executor, "/hot", "fake/hot", format="http-stream", min_warm=2, memory=64)
+        await until(lambda: len(engine.running()) == 2)
+        live = executor.metrics.live
+        await until(lambda: any(s.get("pool") == [2, 0, 0, 0] for s in live.since(route="t/hot")))
+        (last,) = live.since(route="t/hot")[-1:]
+        assert last["reserved"] == 128
+        assert live.since()[-1]["reserved"] == 128
+        ((pool, state),) = executor.pools.states()
+        assert (pool.route.path, state["idle"], len(state["containers"])) == ("/hot", 2, 2)
+    finally:
+        await executor.drain(1.0)
+        await executor.close()
