@@ -118,6 +118,8 @@ class PoolSample:
 
 
 class LiveSeries:
+    """The open second of every route that reported in it, and the closed seconds."""
+
     def __init__(self, window: int = WINDOW, clock: Callable[[], float] | None = None) -> None:
         self.window = window
         self._clock = clock or time.time

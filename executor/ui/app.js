@@ -199,7 +199,7 @@ async function route() {
   try {
     if (parts[0] === '' || parts[0] === undefined) await livePage(page);
     else if (parts[0] === 'apps' && parts.length === 1) await appsPage();
-    else if (parts[0] === 'apps') await appPage(parts[1]);
+    else if (parts[0] === 'apps') await appPage(page, parts[1]);
     else if (parts[0] === 'routes') await routesPage(page);
     else if (parts[0] === 'new-route') await routeForm(parts[1], null);
     else if (parts[0] === 'route') await routePage(page, parts[1], '/' + parts.slice(2).join('/'));
@@ -446,11 +446,11 @@ function fieldRow(form, name, label, input, hint) {
 
 function clearErrors(form) {
   for (const el of form.querySelectorAll('.invalid')) el.classList.remove('invalid');
-  for (const el of form.querySelectorAll('.field-error .error-text')) el.remove();
+  for (const el of form.querySelectorAll('.field-error .error-text, .form-error')) el.remove();
 }
 
-// The API's 400: beside its field when it names one, above the buttons otherwise.
-function showError(form, status, text) {
+// The API's 400: beside its field when it names one, above the form's buttons otherwise.
+function showError(form, text) {
   const field = fieldOf(text);
   const slot = field && form.querySelector(`.field-error[data-for="${field}"]`);
   if (slot) {
@@ -458,7 +458,12 @@ function showError(form, status, text) {
     slot.prepend(h('span', { class: 'error-text', role: 'alert' }, text));
     return;
   }
-  status.replaceChildren(message(text));
+  let general = form.querySelector('.form-error');
+  if (!general) {
+    general = h('div', { class: 'form-error' });
+    form.querySelector('.actions').before(general);
+  }
+  general.replaceChildren(message(text));
 }
 
 async function appsPage() {
@@ -479,7 +484,7 @@ async function appsPage() {
       await api('POST', '/v1/apps', { app });
       location.hash = `#/apps/${enc(app.name)}`;
     } catch (e) {
-      if (e.status !== 401) showError(form, e.status, e.message);
+      if (e.status !== 401) showError(form, e.message);
     }
   });
   const rows = apps.apps.map((a) => h('tr', {},
@@ -494,7 +499,7 @@ async function appsPage() {
     h('h2', { text: 'New app' }), h('div', { class: 'card' }, form));
 }
 
-async function appPage(name) {
+async function appPage(page, name) {
   const [{ data: one }, { data: routes }] = await Promise.all([
     api('GET', `/v1/apps/${enc(name)}`), api('GET', `/v1/apps/${enc(name)}/routes`)]);
   const app = one.app;
@@ -512,9 +517,10 @@ async function appPage(name) {
       await api('PATCH', `/v1/apps/${enc(name)}`, { app: { config: parseConfig(form.elements.config.value) } });
       note.replaceChildren(message('Saved.', 'ok'));
     } catch (e) {
-      if (e.status !== 401) showError(form, e.status, e.message);
+      if (e.status !== 401) showError(form, e.message);
     }
   });
+  const table = routesTable(routes.routes);
   const deleted = h('div');
   const remove = h('button', { class: 'danger', type: 'button', onclick: async () => {
     const force = routes.routes.length > 0;
@@ -530,8 +536,9 @@ async function appPage(name) {
     h('p', { class: 'muted' }, `created ${app.created_at} · updated ${app.updated_at} · `, link(`#/calls/${enc(name)}`, 'its calls')),
     h('div', { class: 'card' }, form),
     h('h2', {}, 'Routes ', link(`#/new-route/${enc(name)}`, '+ new route')),
-    routesTable(routes.routes),
+    table,
     h('p', {}, remove), deleted);
+  livePoolCells(page, table);
 }
 
 // -- routes ----------------------------------------------------------------------------
@@ -564,24 +571,32 @@ function updatePoolCells(rows, shown, pools) {
   }
 }
 
+// Keeps a routes table's pool cells live; `onFirst` once the first update is in.
+function livePoolCells(page, table, onFirst) {
+  const rows = new Map();
+  for (const row of table.tBodies[0].rows) if (row.dataset.route) rows.set(row.dataset.route, row);
+  const shown = new Map();
+  let first = true;
+  follow(page, { after: Math.floor(Date.now() / 1000) }, (d) => {
+    updatePoolCells(rows, shown, d.pools);
+    if (first && onFirst) onFirst();
+    first = false;
+  });
+  return rows;
+}
+
 async function routesPage(page) {
   const { data } = await api('GET', '/v1/routes');
   const table = routesTable(data.routes);
-  const rows = new Map();
-  for (const row of table.tBodies[0].rows) if (row.dataset.route) rows.set(row.dataset.route, row);
-  const filter = h('input', { type: 'text', placeholder: 'filter: app, path or image', id: 'filter', oninput: () => {
-    const text = filter.value.toLowerCase();
-    for (const row of rows.values()) row.classList.toggle('hidden', !!text && !row.textContent.toLowerCase().includes(text));
-  } });
+  const filter = h('input', { type: 'text', placeholder: 'filter: app, path or image', id: 'filter' });
   show(h('h1', { text: `Routes (${data.routes.length})` }), h('div', { class: 'toolbar' }, filter), table);
   performance.mark('routes-ready');
   // The next frame painted, and the task after it: the page answers input from here.
   requestAnimationFrame(() => setTimeout(() => performance.mark('routes-interactive')));
-  const shown = new Map();
-  let first = true;
-  await follow(page, { after: Math.floor(Date.now() / 1000) }, (d) => {
-    updatePoolCells(rows, shown, d.pools);
-    if (first) { performance.mark('routes-live'); first = false; }
+  const rows = livePoolCells(page, table, () => performance.mark('routes-live'));
+  filter.addEventListener('input', () => {
+    const text = filter.value.toLowerCase();
+    for (const row of rows.values()) row.classList.toggle('hidden', !!text && !row.textContent.toLowerCase().includes(text));
   });
 }
 
@@ -687,7 +702,7 @@ async function routeForm(app, route) {
         note.replaceChildren(message('Saved.', 'ok'));
       }
     } catch (e) {
-      if (e.status !== 401) showError(form, e.status, e.message);
+      if (e.status !== 401) showError(form, e.message);
     }
   });
   if (isNew) {
@@ -824,7 +839,13 @@ async function runOnce(app, route, method, url, headers, body, withToken, out) {
   if (response.status === 202) {
     let id = callId;
     try { id = JSON.parse(text).call_id || callId; } catch (e) { /* keep the header's */ }
-    if (id) await followAsync(app, id, out);
+    if (id) {
+      try {
+        await followAsync(app, id, out);
+      } catch (e) {
+        if (e.status !== 401) out.appendChild(message(`following call ${id}: ${e.message}`));
+      }
+    }
   }
 }
 

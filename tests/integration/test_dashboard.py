@@ -209,6 +209,40 @@ def test_an_app_and_a_route_are_created_from_the_forms(browser, server):
     shot(browser, "04-route")
 
 
+def test_an_app_and_a_route_are_edited_and_deleted_from_their_pages(browser, server):
+    server.route("edits", "/one", image="executor-test/echo", memory=64, config={"A": "1"})
+    open_page(browser, server, "/route/edits/one")
+    wait(browser).until(seen.presence_of_element_located((By.ID, "route-form")))
+    fill(browser, "route-form", memory="96", timeout="12", headers="X-Served-By: dashboard")
+    browser.find_element(By.CSS_SELECTOR, "#route-form button[type=submit]").click()
+    text_of(browser, "#route-form .message.ok", "Saved")
+    route = server.json("GET", "/v1/apps/edits/routes/one")["route"]
+    assert (route["memory"], route["timeout"], route["config"]) == (96, 12, {"A": "1"})
+    assert route["headers"] == {"X-Served-By": ["dashboard"]}
+    open_page(browser, server, "/apps/edits")
+    wait(browser).until(seen.presence_of_element_located((By.ID, "app-config")))
+    fill(browser, "app-config", config="REGION=north\nTIER=gold")
+    browser.find_element(By.CSS_SELECTOR, "#app-config button[type=submit]").click()
+    text_of(browser, "#app-config .message.ok", "Saved")
+    assert server.json("GET", "/v1/apps/edits")["app"]["config"] == {
+        "REGION": "north",
+        "TIER": "gold",
+    }
+    shot(browser, "05-app")
+    # Deleting the route, then the app: each asks first.
+    open_page(browser, server, "/route/edits/one")
+    wait(browser).until(
+        seen.element_to_be_clickable((By.XPATH, "//button[.='Delete route']"))
+    ).click()
+    browser.switch_to.alert.accept()
+    text_of(browser, "h1", "App edits")
+    assert server.json("GET", "/v1/apps/edits/routes")["routes"] == []
+    browser.find_element(By.XPATH, "//button[.='Delete app']").click()
+    browser.switch_to.alert.accept()
+    text_of(browser, "h1", "Apps")
+    assert "edits" not in [a["name"] for a in server.json("GET", "/v1/apps")["apps"]]
+
+
 def test_a_validation_error_is_shown_beside_its_field(browser, server):
     server.json("POST", "/v1/apps", {"app": {"name": "checks"}})
     open_page(browser, server, "/new-route/checks")
@@ -219,12 +253,21 @@ def test_a_validation_error_is_shown_beside_its_field(browser, server):
     assert "must be between 8 and" in message
     memory = browser.find_element(By.CSS_SELECTOR, "#route-form [name=memory]")
     assert "invalid" in memory.get_attribute("class")
-    shot(browser, "05-validation-error")
+    shot(browser, "06-validation-error")
     # A path the API refuses, holding markup: the message beside it, nothing run.
     fill(browser, "route-form", path="/<script>x</script>", memory="64")
     browser.find_element(By.CSS_SELECTOR, "#route-form button[type=submit]").click()
     text_of(browser, '.field-error[data-for="path"] .error-text', "route.path")
     nothing_ran(browser)
+
+
+def test_an_answer_naming_no_field_is_shown_above_the_buttons(browser, server):
+    server.route("checks", "/taken", image="executor-test/echo", memory=64)
+    open_page(browser, server, "/new-route/checks")
+    wait(browser).until(seen.presence_of_element_located((By.ID, "route-form")))
+    fill(browser, "route-form", path="/taken", image="executor-test/echo")
+    browser.find_element(By.CSS_SELECTOR, "#route-form button[type=submit]").click()
+    assert "exists" in text_of(browser, "#route-form .form-error", "exists")
 
 
 def test_a_route_path_holding_markup_in_the_address_is_shown_as_text(browser, server):
@@ -253,7 +296,7 @@ def test_running_a_function_shows_its_answer_and_the_curl_command(browser, serve
     facts = browser.find_element(By.ID, "run-facts").text
     assert "wait" in facts and "total" in facts
     nothing_ran(browser)
-    shot(browser, "06-run")
+    shot(browser, "07-run")
 
 
 def test_the_pool_goes_from_no_container_to_one_warm_one(browser, server):
@@ -274,7 +317,12 @@ def test_the_pool_goes_from_no_container_to_one_warm_one(browser, server):
     assert "http-stream" in row and "idle" in row
     wait(browser, 10).until(lambda d: "warm p99 \u2013" not in d.find_element(By.ID, "main").text)
     assert "memory reserved 128 of" in browser.find_element(By.ID, "reserved").text
-    shot(browser, "07-live")
+    shot(browser, "08-live")
+    # The routes page keeps each route's pool cell live.
+    open_page(browser, server, "/routes")
+    row = '#routes tr[data-route="web/stream"] td.pool'
+    assert text_of(browser, row, "1 / 0 / 0 / 0") == "1 / 0 / 0 / 0"
+    shot(browser, "08-routes")
 
 
 def test_an_async_call_shows_its_id_then_its_state_until_it_ends(browser, server):
@@ -286,7 +334,7 @@ def test_an_async_call_shows_its_id_then_its_state_until_it_ends(browser, server
     assert text_of(browser, "#run-status", "202") == "202 Accepted"
     text_of(browser, "#async-state", "success", seconds=30)
     assert text_of(browser, "#async-body", "queued body") == "queued body"
-    shot(browser, "08-async")
+    shot(browser, "09-async")
 
 
 # -- call records and logs -------------------------------------------------------------
@@ -302,14 +350,14 @@ def test_a_calls_log_opens_from_the_filtered_calls_list(browser, server):
     browser.find_element(By.CSS_SELECTOR, "#call-filters button").click()
     wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#calls tbody tr a")) == 2)
     assert "route=%2Flogs" in browser.current_url and "state=success" in browser.current_url
-    shot(browser, "09-calls")
+    shot(browser, "10-calls")
     browser.find_elements(By.CSS_SELECTOR, "#calls tbody tr a")[0].click()
     log = text_of(browser, "#call-log", "log line 2")
     assert log == f"log line 1\nlog line 2\n{MARKUP}"
     record = browser.find_element(By.ID, "call-record").text
     assert "success" in record and "cold" in record
     nothing_ran(browser)
-    shot(browser, "10-call-log")
+    shot(browser, "11-call-log")
 
 
 def test_the_calls_list_pages_with_its_cursor(browser, server):
@@ -335,7 +383,7 @@ def test_with_a_token_the_page_asks_for_it_and_sends_it_as_a_bearer_header(brows
     open_page(browser, token_server, "/apps")
     field = wait(browser).until(seen.presence_of_element_located((By.ID, "token")))
     assert "needs its token" in browser.find_element(By.ID, "access").text
-    shot(browser, "11-login")
+    shot(browser, "12-login")
     field.send_keys("wrong")
     field.submit()
     text_of(browser, ".login .message", "Wrong API token")
@@ -351,4 +399,4 @@ def test_with_a_token_the_page_asks_for_it_and_sends_it_as_a_bearer_header(brows
         "return [localStorage.length, sessionStorage.length, document.cookie]"
     )
     assert stored == [0, 0, ""]
-    shot(browser, "12-apps-signed-in")
+    shot(browser, "13-apps-signed-in")
