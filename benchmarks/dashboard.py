@@ -195,17 +195,8 @@ def main() -> None:
         ratio = f"x{big / base:.2f}" if base else "-"
         rows.append([label, f"{big:.3f}", f"{base:.3f}", ratio])
     text = table(rows) + f"\nmedians of {rounds} round(s), {count} polls a round, interleaved"
-    common.publish(
-        "dashboard",
-        args,
-        text,
-        routes=routes,
-        pools=pools,
-        rounds=rounds,
-        polls=count,
-        results=medians,
-        samples=samples,
-    )
+    setup = {"routes": routes, "pools": pools, "rounds": rounds, "polls": count}
+    common.publish("dashboard", args, text, **setup, results=medians, samples=samples)
 
 
 if __name__ == "__main__":
