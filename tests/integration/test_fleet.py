@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +20,9 @@ import asyncpg
 import orjson
 import pytest
 
+from executor.config import Settings
 from executor.errors import StoreLocked
+from executor.pool.pools import iofs_root
 from executor.runtime import RESYNC_EVERY
 from tests.conftest import GROUPS, free_port, group_containers, remove_group_containers
 from tests.integration.conftest import Executor, running, settings_for
@@ -73,9 +76,12 @@ def node_processes(url: str, *data_dirs: Path, args: tuple[str, ...] = (), **env
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=30)
-            # Those of a node killed -9, left running (its next start would remove them).
+            # Those of a node killed -9, left running (its next start would remove them),
+            # and its iofs folder (the launcher's copy in it).
             if (data_dir / "node.id").exists():
-                remove_group_containers((data_dir / "node.id").read_text().strip())
+                group = (data_dir / "node.id").read_text().strip()
+                remove_group_containers(group)
+                shutil.rmtree(iofs_root(Settings(), group), ignore_errors=True)
 
 
 async def status_within(ex: Executor, path: str, want: int, within: float) -> float:
