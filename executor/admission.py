@@ -77,6 +77,11 @@ class Admission:
         self._evict: Evictor | None = None
         self._lifecycle = lifecycle or Lifecycle()
 
+    @property
+    def reserved(self) -> int:
+        """MiB reserved now, of the budget."""
+        return self.budget - self.free
+
     def refuse_waiting(self) -> None:
         """At the drain: every reservation waiting fails (ShuttingDown), as every later one
         does while the executor drains."""
@@ -133,7 +138,7 @@ class Admission:
             if isinstance(exc, TimeoutError):
                 raise NoRoom(
                     f"no memory for a {mib} MiB container before the deadline "
-                    f"({self.budget - self.free} of {self.budget} MiB in use)"
+                    f"({self.reserved} of {self.budget} MiB in use)"
                 ) from None
             raise
 

@@ -2,7 +2,7 @@
 status, latency by start kind, container wait, starts and container events, with each
 pool's containers and the memory reserved. No IO here: the invoker and the pools report
 (through Metrics), `close_second` runs once a second (runtime.py) and `since` serves
-`GET /v1/stats` (api/stats.py).
+`GET /v1/stats` (api/live.py).
 
 Why not read Prometheus' histograms: their buckets give no per-second quantiles, and a
 scrape renders every series of every route (1,000 routes: milliseconds of CPU). Here a

@@ -44,9 +44,9 @@ PoolCounts = Callable[[], Iterable[tuple[str, str, str, int]]]
 
 
 class Metrics:
-    def __init__(self, enabled: bool = True, live: LiveSeries | None = None) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.live = live or LiveSeries()
+        self.live = LiveSeries()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._calls = Counter(

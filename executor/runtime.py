@@ -256,8 +256,7 @@ class Executor:
 
     async def _close_live_second(self) -> None:
         admission = self.admission
-        reserved = admission.budget - admission.free
-        self.metrics.live.close_second(self.pools.samples(), reserved, admission.budget)
+        self.metrics.live.close_second(self.pools.samples(), admission.reserved, admission.budget)
 
     async def _save_rhythms_now(self) -> None:
         changed = self.pools.changed_rhythms()

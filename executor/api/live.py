@@ -47,7 +47,7 @@ async def live_stats(request: web.Request) -> web.Response:
         "now": live.last,
         "window": live.window,
         "budget_mib": admission.budget,
-        "reserved_mib": admission.budget - admission.free,
+        "reserved_mib": admission.reserved,
         "seconds": live.since(after, route),
         "pools": pools,
     }

@@ -626,15 +626,17 @@ function headersText(headers) {
   return lines.join('\n');
 }
 
+// "Name: value" lines (the route's headers, the run panel's) as [name, value] pairs.
+function headerPairs(text) {
+  return text.split('\n').filter((line) => line.trim()).map((line) => {
+    const at = line.indexOf(':');
+    return at < 0 ? [line.trim(), ''] : [line.slice(0, at).trim(), line.slice(at + 1).trim()];
+  });
+}
+
 function parseHeaderLines(text) {
   const headers = {};
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    const at = line.indexOf(':');
-    const name = (at < 0 ? line : line.slice(0, at)).trim();
-    const value = at < 0 ? '' : line.slice(at + 1).trim();
-    (headers[name] = headers[name] || []).push(value);
-  }
+  for (const [name, value] of headerPairs(text)) (headers[name] = headers[name] || []).push(value);
   return headers;
 }
 
@@ -771,7 +773,7 @@ function runPanel(app, route) {
   const curl = h('pre', { id: 'curl' });
   const out = h('div', { id: 'run-output' });
   const url = () => `${location.origin}/r/${enc(app)}${route.path}${query.value.trim() ? `?${query.value.trim()}` : ''}`;
-  const headerList = () => headers.value.split('\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')).trim(), l.slice(l.indexOf(':') + 1).trim()]);
+  const headerList = () => headerPairs(headers.value);
   const refreshCurl = () => { curl.textContent = curlFor(method.value, url(), headerList(), body.value, withToken.checked && !ui.open); };
   for (const el of [method, headers, body, query, withToken]) el.addEventListener('input', refreshCurl);
   const copy = h('button', { class: 'plain', type: 'button', onclick: async () => {
